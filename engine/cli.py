@@ -250,24 +250,24 @@ def check(formula_dirs, catalog_dirs):
 @_user_errors
 def accuracy(formula_dirs, catalog_dirs, version, latency, as_json):
     """Predicted vs measured vLLM memory (or latency) for every measured profile (catalogs/profiles)."""
-    from . import validation
+    from . import accuracy as acc
     from .render import terminal
 
     g, c = load(formula_dirs, catalog_dirs)
-    report = validation.latency_accuracy(g, c) if latency else validation.accuracy(g, c, version)
+    report = acc.latency_accuracy(g, c) if latency else acc.accuracy(g, c, version)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     if latency:
         rows = [[r["id"][:45], r["model"][:30], str(r["tp"])]
                 + [f"{r['values'][k][0] * 1000:.1f} / {r['values'][k][1] * 1000:.1f} ({r['errors'][k]:.2f} %)"
-                   for k in validation.LATENCY] for r in report["cases"]]
+                   for k in acc.LATENCY] for r in report["cases"]]
         rows.append(["mean absolute error", "", ""] + [f"{report['mean_abs_error_pct'][k]:.2f} %"
-                                                      for k in validation.LATENCY])
+                                                      for k in acc.LATENCY])
         click.echo(terminal.table(rows, ["profile", "model", "TP", "TTFT ms pred / meas", "ITL ms pred / meas",
                                          "E2E ms pred / meas"]))
         return
-    fields = list(validation.COMPARED)
+    fields = list(acc.COMPARED)
     rows = [[r["id"][:58], r["version"], str(r["tp"]), str(r["pp"])]
             + [f"{r['errors'][f]:.2f}" if f in r["errors"] else "-" for f in fields] for r in report["cases"]]
     rows.append(["mean absolute error", "", "", ""]
@@ -348,11 +348,11 @@ def report_validation(profiles, model, gpu, quantization, kv_cache_dtype, record
 def report_writeup(profile, gpu, model, out_file, formula_dirs, catalog_dirs):
     """A real-world validation write-up in 000's structure, with the source's slips called out."""
     from . import profiles as prof
-    from . import validation
+    from . import writeup
     from .render import markdown, terminal
 
     g, c = load(formula_dirs, catalog_dirs)
-    w = validation.writeup(g, c, prof.read(profile), {"gpu": gpu, "model": model})
+    w = writeup.writeup(g, c, prof.read(profile), {"gpu": gpu, "model": model})
     _emit(markdown.render("writeup.md.j2", w=w, derivation=terminal.derivation(w["derivation"])), out_file)
 
 
@@ -421,10 +421,10 @@ def _emit_fit(name: str, fit: dict, command: str, write: bool):
 @_user_errors
 def calibrate_memory(formula_dirs, catalog_dirs, version, write):
     """Fit vLLM's activation-peak, non-torch, CUDA-context and CUDA-graph constants."""
-    from . import validation
+    from . import fitting
 
     g, c = load(formula_dirs, catalog_dirs)
-    _emit_fit("vllm_memory", validation.fit_vllm_memory(g, c, version), "llm-sizer calibrate memory --write", write)
+    _emit_fit("vllm_memory", fitting.fit_vllm_memory(g, c, version), "llm-sizer calibrate memory --write", write)
 
 
 @calibrate.command("latency")
@@ -434,11 +434,11 @@ def calibrate_memory(formula_dirs, catalog_dirs, version, write):
 @_user_errors
 def calibrate_latency(formula_dirs, catalog_dirs, gpu, write):
     """Fit bandwidth efficiency and prefill MFU from measured TTFT/ITL (002's workflow)."""
-    from . import validation
+    from . import fitting
 
     g, c = load(formula_dirs, catalog_dirs)
     gid, _ = c.gpu(gpu)
-    fit = validation.fit_latency(g, c, gid)
+    fit = fitting.fit_latency(g, c, gid)
     for line in fit["verdict"]:
         click.echo(line)
     _emit_fit(f"roofline_{gid}", fit, f"llm-sizer calibrate latency --gpu {gid} --write", write)

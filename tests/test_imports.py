@@ -6,7 +6,8 @@ from pathlib import Path
 
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 LAYER = {"errors": 0, "paths": 0, "scenario_keys": 0, "output": 0, "yamlsafe": 1, "expressions": 2, "units": 2, "printers": 3,
-         "catalog": 4, "graph": 4, "scenario": 5, "evaluate": 5, "validation": 6, "render": 6, "cli": 7}
+         "catalog": 4, "graph": 4, "scenario": 5, "evaluate": 5, "accuracy": 6, "fitting": 7,
+         "validation": 6, "writeup": 7, "profiles": 3, "render": 6, "cli": 8}
 
 
 def _layer(module: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from engine import validation
+from engine import accuracy, fitting
 from engine.cli import main
 
 GOALS = {"itl": 5.0, "ttft": 10.0, "e2e": 5.0}
@@ -12,14 +12,14 @@ GOALS = {"itl": 5.0, "ttft": 10.0, "e2e": 5.0}
 
 def test_latency_accuracy_goals(graph, catalog):
     """In-sample: the two synchronous rows the constants were fitted on (one model, TP=1, H100)."""
-    report = validation.latency_accuracy(graph, catalog)
+    report = accuracy.latency_accuracy(graph, catalog)
     assert len(report["cases"]) == 2
     for key, goal in GOALS.items():
         assert report["mean_abs_error_pct"][key] <= goal, report["mean_abs_error_pct"]
 
 
 def test_calibration_reproduces_the_recorded_fit(graph, catalog):
-    fresh = validation.fit_latency(graph, catalog, "h100-sxm")
+    fresh = fitting.fit_latency(graph, catalog, "h100-sxm")
     recorded = catalog.fits["roofline_h100-sxm"]
     for key, value in fresh["constants"].items():
         assert value == pytest.approx(recorded["constants"][key], abs=2e-3), key

@@ -23,6 +23,11 @@ except AttributeError:  # pragma: no cover
 
 # Why: a catalog or formula file larger than this is certainly a mistake.
 MAX_FILE_BYTES = 5_000_000
+# Why: aliases (*name) let a 1 kB file stand for billions of values (the "billion laughs");
+# the largest bundled file has about 1,500 values once aliases are expanded.
+MAX_VALUES = 200_000
+# Why: the bundled files nest 6 levels; deeper nesting is machine-made, and the loader recurses.
+MAX_DEPTH = 64
 
 
 class Source:
@@ -159,12 +164,59 @@ for _tag, _method in [
     _Loader.add_constructor(_tag, _method)
 
 
+def _children(node):
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return ()
+
+
+def _check_size(node, source: Source):
+    """Refuse a document whose aliases expand past MAX_VALUES, that nests past MAX_DEPTH, or that
+    refers to itself. Linear in the size of the text: each node is sized once, aliases reuse it."""
+    sizes, open_, aliased = {}, set(), False
+    stack = [(node, 1, False)]
+    while stack:
+        n, depth, done = stack.pop()
+        key = id(n)
+        if done:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(n))
+            if sizes[key] > MAX_VALUES:
+                what = "its aliases expand" if aliased else "it holds"
+                raise YamlError(f"document too large: {what} to more than {MAX_VALUES:,} values",
+                                source.location(n.start_mark.line, n.start_mark.column),
+                                hint="write the values out once; an alias (*name) may repeat a value, "
+                                     "not multiply a document")
+            continue
+        if key in sizes:
+            aliased = True
+            continue
+        if key in open_:
+            raise YamlError("an alias refers to a value that contains it",
+                            source.location(n.start_mark.line, n.start_mark.column),
+                            hint="remove the recursive alias (*name inside &name)")
+        if depth > MAX_DEPTH:
+            raise YamlError(f"values nested more than {MAX_DEPTH} levels deep",
+                            source.location(n.start_mark.line, n.start_mark.column))
+        open_.add(key)
+        stack.append((n, depth, True))
+        stack.extend((c, depth + 1, False) for c in _children(n))
+
+
 def loads(text: str, path: str = "<string>"):
     """Parse YAML text strictly. Raises YamlError with the location of the first problem."""
+    if len(text) > MAX_FILE_BYTES:
+        raise YamlError(f"text is {len(text):,} characters, over the {MAX_FILE_BYTES:,} allowed", Location(path))
     source = Source(path, text)
     loader = _Loader(text, source)
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, source)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = source.location(mark.line, mark.column) if mark else Location(path)
@@ -177,15 +229,17 @@ def loads(text: str, path: str = "<string>"):
         loader.dispose()
 
 
-def load(path: str | Path):
+def load(path: str | Path, max_bytes: int = MAX_FILE_BYTES):
     """Read and parse a YAML file strictly; the error names the file as the user wrote it."""
     shown = display_path(path)
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:    # read no more than the limit: the file may be huge
+            raw = f.read(max_bytes + 1)
     except OSError as exc:
         raise YamlError(f"cannot read file: {exc.strerror}", Location(shown)) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise YamlError(f"file is {len(raw):,} bytes, over the {MAX_FILE_BYTES:,} allowed", Location(shown))
+    if len(raw) > max_bytes:
+        raise YamlError(f"file is over the {max_bytes:,} bytes allowed", Location(shown),
+                        hint="is this the file you meant?")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

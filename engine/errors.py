@@ -32,6 +32,32 @@ class Location:
         return Location(self.path, self.line, col, self.source_line)
 
 
+# Why: a message quotes what the user wrote; a 200 kB expression or value must not come back whole.
+MAX_ECHO = 120          # characters of an offending value or line shown
+MAX_MESSAGE = 2000      # one rendered error stays under this (2 kB)
+MAX_LISTED = 1800       # an ErrorList shows errors until this many characters, then counts the rest
+
+
+def shorten(text, limit: int = MAX_ECHO) -> str:
+    """`text` cut to `limit` characters, with '...' and the full length when cut."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _window(line: str, col: int, width: int) -> tuple[str, int, int]:
+    """The part of a long source line around `col` (1-based), the column in it, and the caret width."""
+    width = max(1, min(width, MAX_ECHO))
+    if len(line) <= MAX_ECHO:
+        return line, col, width
+    start = max(0, min(col - 1 - MAX_ECHO // 3, len(line) - MAX_ECHO))
+    piece = line[start:start + MAX_ECHO]
+    prefix = "..." if start else ""
+    suffix = "..." if start + MAX_ECHO < len(line) else ""
+    return prefix + piece + suffix, col - start + len(prefix), min(width, MAX_ECHO - (col - 1 - start))
+
+
 def display_path(path: str | Path) -> str:
     """Paths relative to the working directory when possible: outputs hold no absolute paths."""
     p = Path(path)
@@ -64,18 +90,20 @@ class EngineError(Exception):
         return (loc.path, loc.line or 0, loc.col or 0, self.message)
 
     def __str__(self) -> str:
-        head = f"{self.location}: {self.message}" if self.location else self.message
+        where = shorten(self.location, 200) if self.location else None
+        head = f"{where}: {shorten(self.message, 400)}" if where else shorten(self.message, 400)
         lines = [head]
         loc = self.location
         if loc and loc.source_line is not None and loc.col is not None:
-            lines.append("    " + loc.source_line.rstrip("\n"))
-            lines.append("    " + " " * (loc.col - 1) + "^" * self.width)
+            line, col, width = _window(loc.source_line.rstrip("\n"), loc.col, self.width)
+            lines.append("    " + line)
+            lines.append("    " + " " * max(0, col - 1) + "^" * max(1, width))
         if self.found is not None:
-            lines.append(f"  found: {self.found}")
+            lines.append(f"  found: {shorten(self.found, 240)}")
         if self.expected is not None:
-            lines.append(f"  expected: {self.expected}")
+            lines.append(f"  expected: {shorten(self.expected, 240)}")
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {shorten(self.hint, 240)}")
         return "\n".join(lines)
 
 
@@ -111,6 +139,10 @@ class ProfileError(EngineError, ValueError):
     """A measured profile that cannot be read."""
 
 
+class OutputError(EngineError, OSError):
+    """An output file or folder that cannot be written."""
+
+
 class RequirementError(EngineError, ValueError):
     """A `requires`, `min` or `max` condition violated by the values given."""
 
@@ -134,8 +166,15 @@ class ErrorList(Exception):
     def __str__(self) -> str:
         ordered = sorted(self.errors, key=EngineError.sort_key)
         n = len(ordered)
-        body = "\n".join(str(e) for e in ordered)
-        return f"{body}\n{n} problem{'s' if n != 1 else ''} found"
+        shown, size = [], 0
+        for e in ordered:
+            text = str(e)
+            if shown and size + len(text) > MAX_LISTED:
+                break
+            shown.append(text)
+            size += len(text) + 1
+        more = f" ({n - len(shown)} more not shown: fix these and run again)" if len(shown) < n else ""
+        return "\n".join(shown) + f"\n{n} problem{'s' if n != 1 else ''} found{more}"
 
     def raise_if_any(self) -> None:
         if self.errors:

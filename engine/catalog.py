@@ -8,6 +8,7 @@ itself (parameters, bytes) is done by formulas, never here.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -19,6 +20,21 @@ UNGATED_MLP = {"phi", "gpt2", "gpt_neox", "gptj", "opt", "bloom", "falcon", "mpt
 # transformers' config classes that default to tied embeddings when config.json omits the key
 TIED_BY_DEFAULT = {"gemma", "gemma2", "gemma3", "gemma3_text", "gpt2", "opt", "bloom"}
 QKV_BIAS = {"qwen2", "qwen2_moe", "phi", "gpt_neox", "gpt2", "starcoder2"}
+# config.json keys architecture() does arithmetic on: each must be a number >= 0 when present.
+CONFIG_NUMBERS = (
+    "num_hidden_layers", "n_layer", "num_layers", "hidden_size", "n_embd", "d_model", "num_attention_heads",
+    "n_head", "num_key_value_heads", "multi_query_group_num", "head_dim", "vocab_size", "padded_vocab_size",
+    "max_position_embeddings", "n_positions", "seq_length", "partial_rotary_factor", "intermediate_size",
+    "intermediate_size_mlp", "ffn_hidden_size", "n_inner", "num_local_experts", "num_experts", "n_routed_experts",
+    "moe_num_experts", "moe_intermediate_size", "expert_intermediate_size", "shared_expert_intermediate_size",
+    "n_shared_experts", "first_k_dense_replace", "interleave_moe_layer_step", "decoder_sparse_step",
+    "moe_layer_freq", "num_experts_per_tok", "moe_topk", "experts_per_token", "kv_lora_rank", "q_lora_rank",
+    "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "sliding_window", "attention_chunk_size",
+    "sliding_window_pattern", "depth", "embed_dim", "patch_size", "num_channels")
+CONFIG_LISTS = ("layer_types", "mlp_only_layers", "no_rope_layers")
+# Why: above 2**53 a float no longer holds every integer; no model dimension comes near it.
+MAX_CONFIG_NUMBER = 2 ** 53
+MAX_CONFIG_BYTES = 5_000_000     # config.json files are a few kB; anything this large is not one
 GPU_FIELDS = {"name", "device_names", "memory_total_runtime", "memory_bandwidth", "interconnect_bandwidth",
               "tflops_dense", "supported_dtypes", "sources"}
 
@@ -199,11 +215,16 @@ def import_config(path: Path) -> Model:
     """A model from a Hugging Face config.json on disk (no network)."""
     shown = yamlsafe.display_path(path)
     try:
-        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise CatalogError(f"config.json is over the {MAX_CONFIG_BYTES:,} bytes allowed", Location(shown),
+                               hint="give the path of a Hugging Face config.json")
+        cfg = json.loads(raw.decode("utf-8"))
     except OSError as exc:
         raise CatalogError(f"cannot read config.json: {exc.strerror}", Location(shown)) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"not valid JSON: {exc}", Location(shown),
+    except (ValueError, RecursionError) as exc:    # JSONDecodeError, UnicodeDecodeError, a 5,000-digit int
+        raise CatalogError(f"not valid JSON: {str(exc) or 'nested too deeply'}", Location(shown),
                            hint="give the path of a Hugging Face config.json") from None
     if not isinstance(cfg, dict):
         raise CatalogError("config.json must hold a JSON object", Location(shown))
@@ -222,6 +243,7 @@ def _first(cfg: dict, *keys, default=None):
 
 def architecture(cfg: dict, where: Location | None = None) -> dict:
     """Numbers the formulas need, read from a config.json's own spelling of them."""
+    _check_config_values(cfg, where)
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
     model_type = str(text.get("model_type") or cfg.get("model_type") or "")
 
@@ -264,6 +286,33 @@ def architecture(cfg: dict, where: Location | None = None) -> dict:
                               or cfg.get("torch_dtype") or "bfloat16")
     arch["quantization"] = quantization_format(cfg.get("quantization_config") or text.get("quantization_config"))
     return arch
+
+
+def _check_config_values(cfg: dict, where: Location | None):
+    """Refuse NaN, infinities, huge numbers anywhere, and non-numbers where arithmetic is done."""
+    stack = [("", cfg)]
+    while stack:
+        path, node = stack.pop()
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in children)
+        if isinstance(node, float) and not math.isfinite(node):
+            raise CatalogError(f"config.json {path} is {node}, not a number", where,
+                               hint=f"write a finite number for \"{path}\"")
+        if isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_CONFIG_NUMBER:
+            raise CatalogError(f"config.json {path} is too large", where, found=str(node)[:40],
+                               expected=f"at most {MAX_CONFIG_NUMBER:,}")
+    for block, prefix in ((cfg, ""), (cfg.get("text_config"), "text_config."), (cfg.get("vision_config"),
+                                                                                "vision_config.")):
+        if not isinstance(block, dict):
+            continue
+        for key in CONFIG_NUMBERS:
+            v = block.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+                raise CatalogError(f"config.json {prefix}{key} must be a number of at least 0", where,
+                                   found=repr(v), hint=f"fix \"{key}\" in the config.json")
+        for key in CONFIG_LISTS:
+            if block.get(key) is not None and not isinstance(block[key], list):
+                raise CatalogError(f"config.json {prefix}{key} must be a list", where, found=repr(block[key]))
 
 
 def _moe(text, model_type, layers, hidden) -> dict:

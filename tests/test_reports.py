@@ -54,14 +54,33 @@ def test_overrides_win_over_the_profile():
     assert data["reports"][0]["gpu_id"] == "h100-pcie"
 
 
-def test_writeup_hypernova(file_regression):
+def test_writeup_hypernova():
     text = cli("report", "writeup", "hypernova_60b_tp2.yaml")
     for figure in ["252,075", "32,768", "268,468,224", "0.805 GB", "4.37 GB", "3.565 GB", "11.83 GB*"]:
         assert figure in text, figure
     for slip in ["| total_vram_gib | 31.85 | 31.84 |", "| measured_bytes_per_token | 32818 | 32813 |",
                  "| kv_with_padding_gb | 8.28 | 8.33 |"]:
         assert slip in text, slip
-    file_regression.check(text, basename="writeup_hypernova_tp2", extension=".md")
+    assert "(14 of 17)" in text
+
+
+# what each bundled profile lacks, shown as "not measured" in its write-up
+NOT_MEASURED = {"dense_1gpu_v1_log": "free VRAM (nvidia-smi):** not measured",
+                "moe_tp2_v1_log": "free VRAM (nvidia-smi):** not measured",
+                "fp8_kv_v1_log": "free VRAM (nvidia-smi):** not measured",
+                "v0_log": "does not measure kv_cache_tokens",
+                "profile_001_json": "does not measure kv_cache_memory, kv_cache_tokens"}
+
+
+@pytest.mark.parametrize("case", sorted(VALIDATION_CASES))
+def test_writeup_every_profile_kind(case, file_regression):
+    text = cli("report", "writeup", VALIDATION_CASES[case])
+    assert "## Summary" in text and "## Conclusion" in text
+    if case in NOT_MEASURED:
+        assert NOT_MEASURED[case] in text
+    else:
+        assert "not measured" not in text
+    file_regression.check(text, basename=f"writeup_{case}", extension=".md")
 
 
 def test_derivation_audit(file_regression):
@@ -107,12 +126,15 @@ def test_bad_profiles(tmp_path, content, suffix, message):
     assert message in output and "Traceback" not in output
 
 
-def test_writeup_names_the_missing_field(tmp_path):
+def test_writeup_names_what_is_not_measured(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("scenario: {model: meta-llama/Llama-3.1-8B-Instruct, gpu: h100}\n"
                     "measured: {weights_memory: 14.99 GiB, kv_cache_memory: 58 GiB}\n")
+    output = cli("report", "writeup", str(path))
+    assert "does not measure kv_cache_tokens" in output and "Real tokens: not measured" in output
+    path.write_text(path.read_text() + "claims: {token_error: 347}\n")
     output = cli("report", "writeup", str(path), code=2)
-    assert "profile has no kv_cache_tokens" in output
+    assert "claim 'token_error' needs a measurement the profile does not have" in output
 
 
 def test_log_parsing_v0_and_v1():

@@ -14,14 +14,26 @@ def environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(paths.builtin("templates"))),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, autoescape=False)
-    env.filters.update({
+    env.filters.update({name: _or_not_measured(f) for name, f in {
         "num": lambda v, d=2: f"{v:,.{d}f}",
         "signed": lambda v, d=2: f"{v:+,.{d}f}",
         "pct": lambda v, d=1: f"{v:+.{d}f}%",
         "int": lambda v: f"{int(round(v)):,}",
         "exact": format_number,
-    })
+        "share": lambda v, d=0: f"{v:.{d}%}",             # a fraction as a percentage: 0.9 -> 90%
+        "gib": lambda v, d=2: f"{v / GIB:,.{d}f}",        # bytes, shown in GiB / GB
+        "gb": lambda v, d=2: f"{v / GB:,.{d}f}",
+    }.items()})
     return env
+
+
+GIB, GB = 2 ** 30, 1e9
+NOT_MEASURED = "not measured"
+
+
+def _or_not_measured(f):
+    """None is a figure the profile does not measure; a missing key still fails (StrictUndefined)."""
+    return lambda v, *args: NOT_MEASURED if v is None else f(v, *args)
 
 
 def render(template: str, **context) -> str:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 import sys
+from pathlib import Path
 
 import click
 
@@ -86,9 +88,25 @@ def evaluate_scenario(g, c, sc, variant=None, targets=None):
 
     if variant and variant not in g.variant_names:
         raise EngineError(f"unknown variant '{variant}'", None, expected=", ".join(g.variant_names))
-    targets = list(targets or g.formulas)
+    used = framework_formulas(g, sc)
+    for name in targets or ():
+        if name not in used:
+            raise EngineError(f"'{name}' is not a figure of {sc.framework.get('name', sc.framework_id)}: it is sized "
+                              f"without formulas/{Path(g.formulas[name].path).stem}.yaml", None,
+                              hint="size it with --framework vllm")
+    targets = list(targets or used)
     names = g.inputs_for(targets, variant)
     return ev.evaluate(g, scn.bindings(g, c, sc, names), targets, variant)
+
+
+def framework_formulas(g, sc) -> list[str]:
+    """The formulas the scenario's framework is sized with: all but the files its memory model leaves
+    out (catalogs/frameworks.yaml) and whatever depends on them, so their inputs are not required of it."""
+    skipped = set((sc.framework.get("memory_model") or {}).get("formulas_not_used") or ())
+    left_out = {n for n, f in g.formulas.items() if Path(f.path).stem in skipped}
+    if not left_out:
+        return list(g.formulas)
+    return [n for n in g.formulas if n not in left_out and not left_out.intersection(g.needed([n]))]
 
 
 @click.group(context_settings=CONTEXT)
@@ -117,7 +135,9 @@ def size(scenario_file, formula_dirs, catalog_dirs, as_json, variant, out_dir, n
     g, c = load(formula_dirs, catalog_dirs)
     sc = scenario_from(c, scenario_file, options)
     result = evaluate_scenario(g, c, sc, variant)
-    command = vllm_command(result, sc)
+    command = launch_command(result, sc)
+    fits = terminal.verdict(result, sc)["fits"]
+    sc.notes += command_notes(result, sc)
     if as_json:
         click.echo(json.dumps(json_result(result, sc), indent=2))
     else:
@@ -125,22 +145,20 @@ def size(scenario_file, formula_dirs, catalog_dirs, as_json, variant, out_dir, n
     if not no_files and not as_json:
         written = write_sizing(out_dir, result, sc, c, command)
         click.echo(f"\nWrote {', '.join(written)}")
+    if not fits:
+        sys.exit(1)   # a does-not-fit verdict is a failed check, readable by scripts
 
 
 def write_sizing(out_dir, result, sc, catalog, command) -> list[str]:
     """The scenario's live workbook and Markdown report, written atomically."""
-    from pathlib import Path
-
     from . import output
     from .render import excel, markdown, terminal
 
-    s = sc.values
     text = markdown.render(
-        "sizing.md.j2", sc=sc.public(), gpus=s["tensor_parallel_size"] * s.get("pipeline_parallel_size", 1),
-        gpu_name=sc.gpu["name"], headline=terminal.headline(sc), breakdown=terminal.breakdown_rows(result),
-        capacity=terminal.capacity_lines(result, sc), notes=sc.notes, command=command,
-        derivations=[result.derivation(n) for n in ("kv_cache_tokens", "available_kv_cache_memory",
-                                                    "weight_memory_per_gpu", "kv_cache_bytes_per_token")])
+        "sizing.md.j2", sc=sc.public(), gpu_name=sc.gpu["name"], headline=terminal.headline(sc, result),
+        breakdown=terminal.breakdown_rows(result, sc), capacity=terminal.capacity_lines(result, sc),
+        notes=sc.notes, command=command, verdict=terminal.verdict(result, sc),
+        derivations=[result.derivation(n) for n in terminal.key_figures(sc) if n in result])
     paths_ = [Path(out_dir) / "sizing.xlsx", Path(out_dir) / "sizing.md"]
     output.write_atomic(paths_[0], excel.build(result, sc, catalog))
     output.write_atomic(paths_[1], text)
@@ -150,40 +168,74 @@ def write_sizing(out_dir, result, sc, catalog, command) -> list[str]:
 def json_result(result, sc) -> dict:
     import numpy as np
 
+    from .render import terminal
+
     def plain(v):
         a = np.asarray(v, dtype=float)
         return a.item() if a.ndim == 0 else a.tolist()
 
     return {"scenario": sc.public(), "notes": sc.notes, "variant": result.variant,
+            "verdict": terminal.verdict(result, sc),
             "results": {n: {"value": plain(result[n]), "unit": result.unit(n)}
                         for n in result.graph.formulas if n in result}}
 
 
-def vllm_command(result, sc) -> str:
-    """`vllm serve` for the sized deployment, with a max-model-len and max-num-seqs that fit."""
-    from .render.terminal import scalar
+# Engine options that change vLLM's memory, printed when the user set them (vLLM computes its own
+# defaults exactly as they were sized here, so a default left out means the same thing).
+SERVE_OPTIONS = [("tensor_parallel_size", "--tensor-parallel-size"), ("pipeline_parallel_size", "--pipeline-parallel-size"),
+                 ("dtype", "--dtype"), ("quantization", "--quantization"), ("kv_cache_dtype", "--kv-cache-dtype"),
+                 ("max_num_seqs", "--max-num-seqs"), ("max_num_batched_tokens", "--max-num-batched-tokens"),
+                 ("block_size", "--block-size")]
 
+
+def launch_command(result, sc) -> str:
+    """The framework's launch command for exactly what was sized, or why none is printed."""
+    from .render import terminal
+
+    if sc.framework.get("launcher") != "vllm serve":
+        return (f"# no launch command: llm-sizer prints `vllm serve` only; set {sc.framework.get('name')}'s own "
+                "flags to the scenario above")
+    v = terminal.verdict(result, sc)
+    if not v["fits"]:
+        return f"# no command: the deployment does not fit ({terminal.condition_text(result, sc, v['failed_condition'])})"
+    return vllm_command(sc)
+
+
+def command_notes(result, sc) -> list[str]:
+    """What the command keeps as given although it cannot all be used at once."""
+    from .render.terminal import format_number, scalar
+
+    if sc.origin.get("max_num_seqs") not in ("given", "default scenario") or "max_num_seqs_that_fit" not in result \
+            or scalar(result["max_num_seqs_that_fit"]) >= sc.values["max_num_seqs"]:
+        return []
+    return [f"--max-num-seqs {sc.values['max_num_seqs']} is kept, but at most "
+            f"{format_number(scalar(result['max_num_seqs_that_fit']))} requests of max_model_len "
+            f"{format_number(sc.values['max_model_len'])} tokens fit in the KV cache at once; vLLM queues the rest "
+            "(shorter requests fit more)"]
+
+
+def vllm_command(sc) -> str:
+    """`vllm serve` with every option that changed the sizing, the user's own values unchanged."""
     s = sc.values
-    fits = scalar(result["fits"])
-    max_len = s["max_model_len"] if fits else int(scalar(result["max_model_len_that_fits"]))
-    parts = [f"vllm serve {sc.model.id}"]
-    if s["tensor_parallel_size"] > 1:
-        parts.append(f"--tensor-parallel-size {s['tensor_parallel_size']}")
-    if s.get("pipeline_parallel_size", 1) > 1:
-        parts.append(f"--pipeline-parallel-size {s['pipeline_parallel_size']}")
-    if sc.dtype != sc.model.arch["torch_dtype"]:
-        parts.append(f"--dtype {sc.dtype}")
-    if s.get("quantization"):
-        parts.append(f"--quantization {(sc.quant.get('vllm') or [sc.quant_id])[0]}")
-    if s["kv_cache_dtype"] != "auto":
-        parts.append(f"--kv-cache-dtype {s['kv_cache_dtype']}")
-    parts += [f"--max-model-len {max_len}", f"--max-num-seqs {int(scalar(result['max_num_seqs_that_fit']))}",
-              f"--gpu-memory-utilization {s['gpu_memory_utilization']:g}"]
+    parts = [f"vllm serve {_model_argument(sc)}"]
+    for key, flag in SERVE_OPTIONS:
+        value, origin = s.get(key), sc.origin.get(key)
+        if value in (None, "", "auto") or origin not in ("given", "default scenario") \
+                or (origin == "default scenario" and value == sc.framework["engine_defaults"].get(key)):
+            continue
+        parts.append(f"{flag} {shlex.quote(str(value))}")
+    parts += [f"--max-model-len {s['max_model_len']}", f"--gpu-memory-utilization {s['gpu_memory_utilization']:g}"]
     if s["enforce_eager"]:
         parts.append("--enforce-eager")
-    if max_len <= 0:
-        return "# no max-model-len fits: choose more GPUs, a larger GPU or a smaller format"
     return " \\\n    ".join(parts)
+
+
+def _model_argument(sc) -> str:
+    """The model as vLLM takes it: a catalog model's id, or the checkpoint directory the user gave."""
+    given = Path(str(sc.values["model"]))
+    if given.suffix == ".json":          # vLLM loads the directory that holds config.json
+        return shlex.quote(str(given.parent))
+    return shlex.quote(str(given)) if given.is_dir() else sc.model.id
 
 
 @main.command()

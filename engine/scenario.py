@@ -14,7 +14,7 @@ import numpy as np
 
 from . import units, yamlsafe
 from .catalog import Catalog, Model
-from .errors import EngineError, Location, ScenarioError
+from .errors import EngineError, Location, ScenarioError, shorten
 from .graph import FormulaGraph
 from .scenario_keys import KEYS
 
@@ -52,18 +52,34 @@ def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
+# Why: beyond 2**53 a float no longer holds every whole number; no scenario value comes near it.
+MAX_MAGNITUDE = 2 ** 53
+MAX_SWEEP = 10_000            # values in one swept key; a longer sweep is a mistake, and slow
+SCENARIO_MAX_BYTES = 1_000_000  # a scenario file is a few dozen keys, a sweep a few thousand values
+
+
+def flag(key: str) -> str:
+    """The command-line option of a scenario key, as the user types it."""
+    return "--" + key.replace("_", "-")
+
+
 def coerce(key: str, value, where: Location | None = None):
-    """A scenario value of the right type, or a ScenarioError naming the key and the fix."""
+    """A scenario value of the right type, or a ScenarioError naming the key (the option on the
+    command line, `where` is None; the key in a file otherwise) and the fix."""
     if key not in KEYS:
         import difflib
 
         close = difflib.get_close_matches(key, list(KEYS), n=1)
-        raise ScenarioError(f"unknown scenario key '{key}'", where,
+        raise ScenarioError(f"unknown scenario key '{shorten(key)}'", where,
                             hint=f"did you mean '{close[0]}'?" if close else f"keys: {', '.join(KEYS)}")
     kind, doc = KEYS[key]
+    name = f"scenario key '{key}'" if where else flag(key)
     if value is None:
         return None
     if isinstance(value, (list, tuple)) and kind in (int, float):
+        if not value or len(value) > MAX_SWEEP or any(isinstance(v, (list, tuple, dict)) for v in value):
+            raise ScenarioError(f"{name} must be a number or a flat list of 1 to {MAX_SWEEP:,} numbers (a sweep)",
+                                where, found=shorten(repr(value)))
         return np.array([coerce(key, v, where) for v in value], dtype=float)
     try:
         if kind is bool:
@@ -75,11 +91,12 @@ def coerce(key: str, value, where: Location | None = None):
         if kind is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(str(value).replace(",", "").replace("_", "")) if isinstance(value, str) else int(value)
+            number = int(str(value).replace(",", "").replace("_", "")) if isinstance(value, str) else int(value)
+            return _bounded(number, name, where)
         if kind is float:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or isinstance(value, dict):
                 raise ValueError
-            number = float(value)
+            number = _bounded(float(value), name, where)
             return int(number) if number.is_integer() else number
         if kind == "quantity":
             units.parse_quantity(value, "byte", where, field=key)
@@ -89,16 +106,25 @@ def coerce(key: str, value, where: Location | None = None):
         return value
     except EngineError:
         raise
-    except ValueError:
+    except (ValueError, TypeError, OverflowError):
         expected = {int: "a whole number", float: "a number", bool: "true or false",
                     str: "text"}.get(kind, "a quantity such as '79.19 GiB'")
-        raise ScenarioError(f"scenario key '{key}' must be {expected}", where, found=repr(value),
+        raise ScenarioError(f"{name} must be {expected}", where, found=shorten(repr(value)),
                             expected=f"{expected}: {doc}") from None
+
+
+def _bounded(number, name, where):
+    if number != number or abs(number) == float("inf"):
+        raise ScenarioError(f"{name} must be a finite number", where, found=repr(number))
+    if abs(number) > MAX_MAGNITUDE:
+        raise ScenarioError(f"{name} is too large", where, found=shorten(repr(number)),
+                            expected=f"at most {MAX_MAGNITUDE:,}")
+    return number
 
 
 def read_file(path) -> dict:
     """A scenario YAML file: a mapping of scenario keys."""
-    doc = yamlsafe.load(path)
+    doc = yamlsafe.load(path, max_bytes=SCENARIO_MAX_BYTES)
     if not isinstance(doc, dict):
         raise ScenarioError("a scenario file must be a mapping of keys such as model:, gpu:",
                             Location(yamlsafe.display_path(path)))
@@ -112,9 +138,10 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
     model = catalog.model(values["model"])
     gpu_id, gpu = catalog.gpu(values["gpu"])
     framework_id, framework = catalog.resolve("frameworks", values.get("framework", "vllm"))
-    _engine_defaults(catalog, values, origins, gpu)
-    _max_model_len(values, origins, model)
     notes = []
+    _engine_defaults(framework, values, origins, gpu)
+    _max_model_len(values, origins, model, notes)
+    _refuse_choices(framework, values)
     dtype = _resolve_dtype(catalog, values["dtype"], model, gpu_id, gpu, notes)
     quant_id, quant = _resolve_quant(catalog, values.get("quantization"), model, gpu_id, gpu, notes)
     kv_dtype = dtype if values["kv_cache_dtype"] == "auto" else \
@@ -127,30 +154,44 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
                     notes, origins)
 
 
-def _engine_defaults(catalog: Catalog, values: dict, origins: dict, gpu: dict):
-    """vLLM's engine defaults for keys not given, with its larger scheduler defaults on big GPUs."""
-    vllm = catalog.frameworks["vllm"]
-    for key, value in vllm["engine_defaults"].items():
+def _engine_defaults(framework: dict, values: dict, origins: dict, gpu: dict):
+    """The framework's engine defaults for keys not given (vLLM's larger scheduler defaults on big GPUs)."""
+    name = framework.get("name", "framework")
+    for key, value in framework.get("engine_defaults", {}).items():
         if key not in values:
-            values[key], origins[key] = value, "vLLM default"
-    large = vllm.get("engine_defaults_large_gpu", {})
+            values[key], origins[key] = value, f"{name} default"
+    large = framework.get("engine_defaults_large_gpu", {})
     total = units.parse_quantity(values.get("gpu_memory_total") or gpu["memory_total_runtime"], "byte")
     if large and total >= units.parse_quantity(large["min_gpu_memory"], "byte"):
         for key in LARGE_DEFAULT_KEYS:
-            if origins.get(key) == "vLLM default":
-                values[key], origins[key] = large[key], f"vLLM default on GPUs of {large['min_gpu_memory']} or more"
+            if origins.get(key) == f"{name} default":
+                values[key], origins[key] = large[key], f"{name} default on GPUs of {large['min_gpu_memory']} or more"
 
 
-def _max_model_len(values: dict, origins: dict, model: Model):
-    """The model's limit when none was given (or the default scenario's exceeds it); refuse more."""
+def _refuse_choices(framework: dict, values: dict):
+    """Values the framework refuses outright (its `engine_choices`), refused with its allowed list."""
+    for key, allowed in (framework.get("engine_choices") or {}).items():
+        bad = [v for v in np.atleast_1d(values.get(key)).tolist() if v is not None and v not in allowed]
+        if bad:
+            name = framework.get("name", "the framework")
+            raise ScenarioError(f"{flag(key)} {format(bad[0], 'g')} is refused by {name}", None,
+                                expected=f"one of {', '.join(map(str, allowed))}",
+                                hint=f"source: {shorten(framework.get('engine_choices_source', 'catalogs'), 200)}")
+
+
+def _max_model_len(values: dict, origins: dict, model: Model, notes: list):
+    """The model's limit when none was given, as vLLM does; a limit the model lacks is refused, never capped."""
     limit = model.arch["max_position_embeddings"]
-    if "max_model_len" not in values or (origins.get("max_model_len") == "default scenario"
-                                         and values["max_model_len"] > limit):
-        values["max_model_len"] = min(values.get("max_model_len", limit), limit)
-        origins["max_model_len"] = "model max_position_embeddings"
+    if "max_model_len" not in values:
+        values["max_model_len"], origins["max_model_len"] = limit, "model max_position_embeddings"
+        notes.append(f"max_model_len {limit:,} is {model.id}'s max_position_embeddings (vLLM's default); "
+                     "give --max-model-len to size shorter requests")
+        if values.get("framework", "vllm") != "vllm":
+            notes.pop()   # only vLLM's sizing reads max_model_len
     elif np.any(np.asarray(values["max_model_len"]) > limit):
-        raise ScenarioError(f"max_model_len {values['max_model_len']} exceeds {model.id}'s max_position_embeddings "
-                            f"({limit:,}); vLLM refuses it", None, hint=f"set max_model_len to at most {limit}")
+        given = "--max-model-len" if origins.get("max_model_len") == "given" else "max_model_len of the default scenario"
+        raise ScenarioError(f"{given} {values['max_model_len']} exceeds {model.id}'s max_position_embeddings "
+                            f"({limit:,}); vLLM refuses it", None, hint=f"set --max-model-len to at most {limit}")
 
 
 def _resolve_dtype(catalog, requested, model, gpu_id, gpu, notes) -> str:
@@ -179,7 +220,12 @@ def _resolve_quant(catalog, requested, model, gpu_id, gpu, notes):
     else:
         qid, _ = catalog.resolve("formats", requested)
         if from_config != "none" and qid != from_config:
-            notes.append(f"quantization {qid} given; the checkpoint's config says {from_config}")
+            method = (catalog.formats[from_config].get("vllm") or [from_config])[0]
+            raise ScenarioError(
+                f"--quantization {requested} on the {from_config} checkpoint {model.id}: vLLM refuses it (\"Quantization method "
+                f"specified in the model config ({method}) does not match the quantization method specified in "
+                f"the `quantization` argument ({requested})\")", None,
+                hint=f"omit --quantization (vLLM reads {method} from {model.id}'s config.json)")
     rec = catalog.formats[qid]
     compute = rec.get("compute")
     if compute and compute not in set(gpu.get("supported_dtypes") or []):
@@ -264,7 +310,7 @@ def _magnitude(raw, decl):
     if isinstance(raw, bool):
         return int(raw)
     if isinstance(raw, str):
-        return units.parse_quantity(raw, decl.unit, decl.location, field=decl.source_path or decl.name)
+        return units.parse_quantity(raw, decl.unit_text, decl.location, field=decl.source_path or decl.name)
     if isinstance(raw, (int, float)):
         return raw       # a plain number is a magnitude in the unit the input declares
     raise EngineError(f"input '{decl.name}' got {raw!r} from {decl.source_path}", decl.location,

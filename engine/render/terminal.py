@@ -13,6 +13,29 @@ BREAKDOWN = [
     ("KV cache", "available_kv_cache_memory"),
 ]
 OUTSIDE = [("CUDA context", "cuda_context_memory"), ("CUDA graphs", "cuda_graph_memory")]
+# Frameworks sized by 004's workload minimum (catalogs/frameworks.yaml memory_model).
+MINIMUM = [
+    ("Weights", "weight_memory_per_gpu"),
+    ("KV cache (this workload)", "workload_kv_cache_memory"),
+    ("Activation peak (one forward pass)", "activation_peak_memory"),
+    ("Framework overhead (004)", "framework_overhead_memory"),
+]
+# What each verdict condition means, with the figures that show it (formulas named in the catalog).
+CONDITIONS = {
+    "fits_gpu_memory": "in use per GPU {total_memory_per_gpu} exceeds the GPU's {gpu_memory_total} "
+                       "by {gpu_memory_overcommit}",
+    "fits_one_request": "the KV cache holds {kv_cache_tokens:n} tokens, fewer than one request of max_model_len "
+                        "{max_model_len:n}; the budget is short by {request_kv_cache_shortfall} "
+                        "(--max-model-len {max_model_len_that_fits:n} would fit)",
+    "fits_workload": "the workload needs {workload_kv_cache_tokens:n} tokens of KV cache, it holds "
+                     "{kv_cache_tokens:n}; the budget is short by {workload_kv_cache_shortfall}",
+    "minimum_memory_fits": "the workload needs {minimum_memory_per_gpu} per GPU, the GPU has {gpu_memory_total}; "
+                           "short by {minimum_memory_shortfall}",
+}
+KEY_FIGURES = {"fits": ["kv_cache_tokens", "available_kv_cache_memory", "weight_memory_per_gpu",
+                        "kv_cache_bytes_per_token", "memory_shortfall"],
+               "minimum_memory_fits": ["minimum_memory_per_gpu", "workload_kv_cache_memory", "weight_memory_per_gpu",
+                                       "framework_overhead_memory"]}
 
 
 def scalar(v) -> float:
@@ -37,8 +60,51 @@ def table(rows, header=None) -> str:
     return "\n".join(lines + [fmt(r) for r in rows])
 
 
-def breakdown_rows(result: Result) -> list:
-    """(label, bytes) for the per-GPU memory table, budget first, then what lies outside it."""
+def verdict(result: Result, sc) -> dict:
+    """The framework's verdict, read from the formulas its catalog record names."""
+    names = sc.framework["memory_model"]["verdict"]
+    failed = int(scalar(result[names["failed"]]))
+    return {"fits": bool(scalar(result[names["fits"]])), "memory_shortfall": scalar(result[names["shortfall"]]),
+            "failed_condition": names["conditions"][failed - 1] if failed else None,
+            "conditions": {n: bool(scalar(result[n])) for n in names["conditions"]},
+            "formulas": {k: names[k] for k in ("fits", "shortfall", "failed")}}
+
+
+def condition_text(result: Result, sc, condition: str) -> str:
+    """One verdict condition in words, with its figures (bytes in GiB, counts in full)."""
+    class Figures(dict):
+        def __missing__(self, name):
+            return _Figure(scalar(result[name]), result.unit(name))
+    return CONDITIONS[condition].format_map(Figures())
+
+
+class _Figure(float):
+    def __new__(cls, value, unit):
+        f = super().__new__(cls, value)
+        f.unit = unit
+        return f
+
+    def __format__(self, spec):
+        if spec == "n":
+            return format_number(self)
+        return f"{self / GIB:.2f} GiB" if self.unit.startswith("byte") else format_number(self)
+
+
+def key_figures(sc) -> list:
+    return KEY_FIGURES[sc.framework["memory_model"]["verdict"]["fits"]]
+
+
+def _uses_vllm_budget(sc) -> bool:
+    return not (sc.framework.get("memory_model") or {}).get("formulas_not_used")
+
+
+def breakdown_rows(result: Result, sc) -> list:
+    """(label, bytes) for the per-GPU memory table: vLLM's budget and what lies outside it, or the workload minimum."""
+    if not _uses_vllm_budget(sc):
+        rows = [(label, scalar(result[name])) for label, name in MINIMUM]
+        rows.append((f"= needed per GPU under {sc.framework.get('name')}", scalar(result["minimum_memory_per_gpu"])))
+        rows.append(("GPU total (runtime)", scalar(result["gpu_memory_total"])))
+        return rows
     rows = [(label, scalar(result[name])) for label, name in BREAKDOWN]
     rows.append(("= vLLM budget", scalar(result["gpu_memory_budget"])))
     rows += [(f"+ {label} (outside the budget)", scalar(result[name])) for label, name in OUTSIDE]
@@ -49,42 +115,52 @@ def breakdown_rows(result: Result) -> list:
 def capacity_lines(result: Result, sc) -> list:
     v = lambda n: scalar(result[n])  # noqa: E731
     s = sc.values
-    lines = [f"KV cache: {format_number(v('kv_cache_bytes_per_token'))} bytes/token/GPU, "
-             f"{format_number(v('num_gpu_blocks'))} blocks of {s['block_size']} tokens = "
-             f"{format_number(v('kv_cache_tokens'))} tokens; max concurrency at {format_number(s['max_model_len'])}"
-             f" tokens/request: {v('max_concurrency'):.2f}x"]
-    if v("fits"):
+    verdict_ = verdict(result, sc)
+    if _uses_vllm_budget(sc):
+        lines = [f"KV cache: {format_number(v('kv_cache_bytes_per_token'))} bytes/token/GPU, "
+                 f"{format_number(v('num_gpu_blocks'))} blocks of {s['block_size']} tokens = "
+                 f"{format_number(v('kv_cache_tokens'))} tokens; max concurrency at "
+                 f"{format_number(s['max_model_len'])} tokens/request: {v('max_concurrency'):.2f}x"]
+    else:
+        lines = [f"KV cache: {format_number(v('kv_cache_bytes_per_token'))} bytes/token/GPU; the workload's "
+                 f"{format_number(v('workload_kv_cache_tokens'))} tokens take {v('workload_kv_cache_memory') / GIB:.2f} GiB"]
+    if verdict_["fits"]:
         lines.append("Verdict: fits.")
     else:
-        lines.append(f"Verdict: does NOT fit - short by {v('memory_shortfall') / GIB:.2f} GiB per GPU for weights, "
-                     f"activations and one request of {format_number(s['max_model_len'])} tokens.")
-    if "ttft" in result:
+        lines.append(f"Verdict: does NOT fit - short by {verdict_['memory_shortfall'] / GIB:.2f} GiB per GPU: "
+                     f"{condition_text(result, sc, verdict_['failed_condition'])}.")
+    if "ttft" in result and verdict_["fits"]:
         bound = lambda n: "compute-bound" if v(n) else "memory-bound"  # noqa: E731
         lines.append(f"Latency at batch {s['batch_size']}, {s['input_tokens']:g} + {s['output_tokens']:g} tokens: "
                      f"TTFT {v('ttft') * 1000:.1f} ms ({bound('prefill_compute_bound')}), inter-token "
                      f"{v('inter_token_latency') * 1000:.2f} ms ({bound('decode_compute_bound')}), end-to-end "
                      f"{v('e2e_latency'):.2f} s, {v('output_throughput'):,.0f} output tokens/s")
-    short = v("minimum_memory_shortfall")
-    lines.append(f"Workload {s['batch_size']} x ({s['input_tokens']} + {s['output_tokens']}) tokens needs at least "
-                 f"{v('minimum_memory_per_gpu') / GIB:.2f} GiB per GPU under {sc.framework_id} "
-                 f"({'fits' if not short else 'short by %.2f GiB' % (short / GIB)}).")
+    if _uses_vllm_budget(sc):
+        lines.append(f"Workload {s['batch_size']} x ({s['input_tokens']:g} + {s['output_tokens']:g}) tokens needs at "
+                     f"least {v('minimum_memory_per_gpu') / GIB:.2f} GiB per GPU (004's minimum; vLLM reserves its "
+                     "budget whatever the workload).")
     return lines
 
 
-def headline(sc) -> str:
+def headline(sc, result: Result | None = None) -> str:
     s = sc.values
     weights = "unquantized" if sc.quant_id == "none" else sc.quant_id
+    variant = f" [variant {result.variant}]" if result is not None and result.variant else ""
     return (f"{sc.model.id} on {s['tensor_parallel_size'] * s.get('pipeline_parallel_size', 1)} x {sc.gpu['name']}"
             f" (TP={s['tensor_parallel_size']}, PP={s.get('pipeline_parallel_size', 1)}): {sc.dtype} {weights} weights,"
-            f" {sc.kv_dtype} KV cache, framework {sc.framework_id}")
+            f" {sc.kv_dtype} KV cache, framework {sc.framework_id}{variant}")
 
 
 def size_report(result: Result, sc, command: str) -> str:
     s = sc.values
-    out = [headline(sc), ""]
-    out.append(f"Per GPU: the runtime reports {compact(result['gpu_memory_total'])}; vLLM's budget is "
-               f"{s['gpu_memory_utilization']:g} x that = {compact(result['gpu_memory_budget'])}")
-    out += [table([[label, gib_gb(value)] for label, value in breakdown_rows(result)]), ""]
+    out = [headline(sc, result), ""]
+    if _uses_vllm_budget(sc):
+        out.append(f"Per GPU: the runtime reports {compact(result['gpu_memory_total'])}; vLLM's budget is "
+                   f"{s['gpu_memory_utilization']:g} x that = {compact(result['gpu_memory_budget'])}")
+    else:
+        out.append(f"Per GPU: the runtime reports {compact(result['gpu_memory_total'])}; "
+                   f"{sc.framework.get('name')} is sized by the least memory the workload needs (004)")
+    out += [table([[label, gib_gb(value)] for label, value in breakdown_rows(result, sc)]), ""]
     out += capacity_lines(result, sc)
     out += [f"Note: {note}" for note in sc.notes]
     out += ["", "Command:", "  " + command]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import printers, units
+from . import units
 from .errors import CheckFailure, EngineError, RequirementError
 from .graph import FormulaGraph
 
@@ -94,21 +94,19 @@ def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | N
             check_input(graph, name, value)
         elif name not in graph.formulas:
             raise RequirementError(f"unknown name '{name}' in bindings")
-        values[name] = value
+        values[name] = np.asarray(value, dtype=float) if isinstance(value, np.ndarray) else float(value)
     order = graph.needed(targets, variant, pinned)
     for name in order:
         if check_requires:
             _check_requires(graph, name, values)
-        args, fn = graph.compiled(name, variant)
         with np.errstate(divide="ignore", invalid="ignore"):
-            values[name] = fn(*[values[a] for a in args])
+            values[name] = graph.code(name, variant)(values)
     return Result(graph, values, variant, order)
 
 
 def _check_requires(graph: FormulaGraph, name: str, values: dict):
-    for i, req in enumerate(graph.formulas[name].requires):
-        args, fn = graph.compiled_requirement(name, i)
-        ok = fn(*[values[a] for a in args])
+    for req in graph.formulas[name].requires:
+        args, ok = req.code.args, req.code(values)
         if not np.all(ok):
             raise RequirementError(
                 f"{name} requires {req.text}", req.location,
@@ -132,16 +130,6 @@ def with_unit(value, unit: str) -> str:
     return format_number(value) + ("" if unit in ("1", "") else f" {unit}")
 
 
-class _Substituting(printers.TextPrinter):
-    def __init__(self, values):
-        super().__init__()
-        self.values = values
-
-    def _print_Symbol(self, expr):
-        v = np.asarray(self.values[expr.name])
-        return format_number(v.reshape(-1)[0]) if v.size else "?"
-
-
 @dataclass
 class Derivation:
     """One step: a formula's symbolic form, its numbers, its result, and the steps below it."""
@@ -159,18 +147,21 @@ class Derivation:
     steps: list = field(default_factory=list)        # Derivations of the formulas used
 
 
+def _first_value(v) -> str:
+    v = np.asarray(v)
+    return format_number(v.reshape(-1)[0]) if v.size else "?"
+
+
 def derive(result: Result, name: str, _seen=None) -> Derivation:
     graph = result.graph
     seen = {} if _seen is None else _seen
     f = graph.formulas[name]
     variant = result.variant if result.variant in f.variants else None
-    expr = graph.expr(name, variant)
-    symbols = {graph.symbols[n]: (graph.formulas.get(n) or graph.inputs.get(n)).symbol
-               for n in graph.deps(name, variant)}
+    code = graph.code(name, variant)
     sources = list(f.variants[variant].sources or f.sources) if variant else list(f.sources)
     d = Derivation(name, f.variants[variant].doc or f.doc if variant else f.doc, f.unit_text,
-                   printers.text(expr), printers.latex(expr, symbols),
-                   _Substituting(result.values).doprint(expr), result.values.get(name), sources, variant)
+                   code.text, code.latex, code.substituted(lambda n: _first_value(result.values[n])),
+                   result.values.get(name), sources, variant)
     for dep in graph.deps(name, variant):
         if dep in graph.formulas and dep not in seen and dep in result.values:
             seen[dep] = True
@@ -201,7 +192,7 @@ def run_checks(graph: FormulaGraph) -> list[CheckFailure]:
                 if not np.isclose(got, want_v, rtol=chk.tolerance, atol=0 if want_v else 1e-12):
                     failures.append(CheckFailure(
                         f"check '{chk.name}': {n} is {format_number(got)}, expected {format_number(want_v)}",
-                        chk.node["expect"].where(n), found=with_unit(got, result.unit(n)),
+                        chk.where[f"expect.{n}"], found=with_unit(got, result.unit(n)),
                         expected=f"{with_unit(want_v, result.unit(n))} (relative tolerance {chk.tolerance:g})",
                         hint="fix the formula, or the worked example if it was computed wrongly"))
     return failures
@@ -209,9 +200,9 @@ def run_checks(graph: FormulaGraph) -> list[CheckFailure]:
 
 def _given_value(graph, name, value, chk):
     decl = graph.formulas.get(name) or graph.inputs[name]
-    where = chk.node["given"].where(name) if name in chk.given else chk.node["expect"].where(name)
+    where = chk.where[f"given.{name}" if name in chk.given else f"expect.{name}"]
     if isinstance(value, str):
-        return units.parse_quantity(value, decl.unit, where, field=name)
+        return units.parse_quantity(value, decl.unit_text, where, field=name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CheckFailure(f"check '{chk.name}': {name} must be a number or a quantity", where, found=repr(value))
     return float(value)

@@ -1,36 +1,30 @@
-"""Formula files -> one FormulaGraph: declarations checked, expressions parsed and
-unit-checked, cycles refused, each formula compiled once to a NumPy function.
+"""The formula graph: every declared input and formula, their dependency order and compiled code.
+
+Formula files are read and compiled by declarations.py (a cold build, with sympy); the
+result is cached as JSON keyed by a hash of the formula files and the compiler's own
+sources, so a warm start rebuilds the graph from that file without sympy.
 
 The grammar of a formula file is documented in formulas/README.md.
 """
 from __future__ import annotations
 
-import keyword
-import re
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sympy
-
-from . import expressions, printers, units, yamlsafe
+from . import cache, yamlsafe
+from .compiled import Code
 from .errors import CycleError, EngineError, ErrorList, Location, SchemaError
-from .yamlsafe import YDict, YList
 
-SCHEMA_VERSION = 1
-FILE_KEYS = {"schema", "title", "doc", "sources", "inputs", "formulas", "checks"}
-INPUT_KEYS = {"unit", "doc", "from", "integer", "min", "max", "symbol", "default", "sources"}
-FORMULA_KEYS = {"doc", "expr", "unit", "sources", "requires", "variants", "symbol"}
-VARIANT_KEYS = {"expr", "doc", "sources"}
-CHECK_KEYS = {"name", "given", "expect", "variant", "tolerance", "source"}
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-RESERVED = set(expressions.FUNCTIONS) | {"True", "False"} | set(keyword.kwlist)
 DEFAULT_TOLERANCE = 1e-9
+# the modules whose behaviour is baked into a compiled graph: a change to any rebuilds the cache
+COMPILER = ["graph.py", "declarations.py", "expressions.py", "unitcheck.py", "units.py", "units.txt",
+            "printers.py", "printers_excel.py", "compiled.py", "yamlsafe.py", "errors.py"]
 
 
 @dataclass
 class Input:
     name: str
-    unit: object
     unit_text: str
     doc: str
     location: Location
@@ -41,12 +35,13 @@ class Input:
     symbol: str | None = None
     default: object = None
     sources: list = field(default_factory=list)
+    unit: object = None                 # the pint unit, on cold builds only
 
 
 @dataclass
 class Requirement:
     text: str
-    expr: object
+    code: Code
     location: Location
     names: tuple = ()
 
@@ -55,7 +50,7 @@ class Requirement:
 class Variant:
     name: str
     text: str
-    expr: object
+    code: Code
     doc: str
     sources: list
     location: Location
@@ -66,17 +61,18 @@ class Variant:
 class Formula:
     name: str
     text: str
-    expr: object
-    unit: object
     unit_text: str
     doc: str
     location: Location
     path: str
+    code: Code | None = None
     sources: list = field(default_factory=list)
     requires: list = field(default_factory=list)
     variants: dict = field(default_factory=dict)
     symbol: str | None = None
     deps: tuple = ()
+    unit: object = None                 # the pint unit, on cold builds only
+    expr: object = None                 # the sympy expression, on cold builds only
 
 
 @dataclass
@@ -87,7 +83,7 @@ class Check:
     variant: str | None
     tolerance: float
     location: Location
-    node: YDict
+    where: dict = field(default_factory=dict)    # name in given:/expect: -> Location of its value
 
 
 @dataclass
@@ -101,23 +97,21 @@ class FormulaFile:
 
 
 class FormulaGraph:
-    """All declared names, their expressions, dependency order and compiled functions."""
+    """All declared names, their compiled code and dependency order."""
 
     def __init__(self, files, inputs, formulas):
         self.files: list[FormulaFile] = files
         self.inputs: dict[str, Input] = inputs
         self.formulas: dict[str, Formula] = formulas
-        self.symbols = {n: _symbol(n, inputs.get(n)) for n in [*inputs, *formulas]}
-        self._compiled: dict = {}
         self._orders: dict = {}
 
     @property
     def variant_names(self) -> list[str]:
         return sorted({v for f in self.formulas.values() for v in f.variants})
 
-    def expr(self, name: str, variant: str | None = None):
+    def code(self, name: str, variant: str | None = None) -> Code:
         f = self.formulas[name]
-        return f.variants[variant].expr if variant in f.variants else f.expr
+        return f.variants[variant].code if variant in f.variants else f.code
 
     def deps(self, name: str, variant: str | None = None) -> tuple:
         f = self.formulas[name]
@@ -151,34 +145,67 @@ class FormulaGraph:
         names |= {t for t in targets if t in self.inputs}
         return sorted(n for n in names if n in self.inputs and n not in pinned)
 
-    def compiled(self, name: str, variant: str | None = None):
-        """(argument names, NumPy function) of one formula; compiled on first use, then reused."""
-        key = (name, variant if variant in self.formulas[name].variants else None)
-        if key not in self._compiled:
-            expr = self.expr(name, key[1])
-            args = sorted(s.name for s in expr.free_symbols)
-            self._compiled[key] = (args, printers.lambdify([self.symbols[a] for a in args], expr))
-        return self._compiled[key]
+    # -- the cached form ------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {"files": [_dump(f) for f in self.files], "inputs": [_dump(i) for i in self.inputs.values()],
+                "formulas": [_dump(f) for f in self.formulas.values()]}
 
-    def compiled_requirement(self, name: str, index: int):
-        key = ("requires", name, index)
-        if key not in self._compiled:
-            expr = self.formulas[name].requires[index].expr
-            args = sorted(s.name for s in expr.free_symbols)
-            self._compiled[key] = (args, printers.lambdify([self.symbols[a] for a in args], expr))
-        return self._compiled[key]
+    @classmethod
+    def from_json(cls, data: dict) -> "FormulaGraph":
+        inputs = {d["name"]: _load(Input, d) for d in data["inputs"]}
+        formulas = {d["name"]: _load(Formula, d) for d in data["formulas"]}
+        return cls([_load(FormulaFile, f) for f in data["files"]], inputs, formulas)
 
 
-def _symbol(name: str, decl: Input | None) -> sympy.Symbol:
-    assumptions = {"real": True}
-    if decl is not None:
-        if decl.integer:
-            assumptions["integer"] = True
-        if decl.min is not None and decl.min > 0:
-            assumptions["positive"] = True
-        elif decl.min is not None and decl.min >= 0:
-            assumptions["nonnegative"] = True
-    return sympy.Symbol(name, **assumptions)
+# -- JSON form of the declarations: Locations as [absolute path, line, col, text], Code as its dict --
+
+_SKIP = {"unit", "expr"}     # pint and sympy objects exist on cold builds only
+_NESTED = {"requires": Requirement, "variants": Variant, "checks": Check}
+
+
+def _dump(obj):
+    if isinstance(obj, Location):
+        return [_absolute(obj.path), obj.line, obj.col, obj.source_line]
+    if isinstance(obj, Code):
+        return obj.to_json()
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _dump(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in _SKIP}
+    if isinstance(obj, dict):
+        return {str(k): _dump(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_dump(v) for v in obj]
+    return obj
+
+
+def _load(cls, d: dict):
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in _SKIP or f.name not in d:
+            continue
+        v = d[f.name]
+        if f.name == "location":
+            v = _location(v)
+        elif f.name == "where":
+            v = {k: _location(loc) for k, loc in v.items()}
+        elif f.name == "code":
+            v = Code.from_json(v) if v is not None else None
+        elif f.name in ("requires", "checks"):
+            v = [_load(_NESTED[f.name], x) for x in v]
+        elif f.name == "variants":
+            v = {k: _load(Variant, x) for k, x in v.items()}
+        elif f.name in ("deps", "names"):
+            v = tuple(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).resolve())
+
+
+def _location(v) -> Location:
+    path, line, col, text = v
+    return Location(yamlsafe.display_path(path), line, col, text)
 
 
 # -- loading ----------------------------------------------------------------------
@@ -197,298 +224,22 @@ def formula_files(dirs) -> list[Path]:
     return out
 
 
-def load(dirs) -> FormulaGraph:
-    """Load, check and compile every formula file; all problems are reported together."""
-    errors = ErrorList()
-    docs = []
-    for path in formula_files(dirs):
+def load(dirs, use_cache: bool = True) -> FormulaGraph:
+    """The checked, compiled graph of every formula file: from the cache when nothing changed."""
+    files = formula_files(dirs)
+    here = Path(__file__).resolve().parent
+    name = cache.key("graph", [here / m for m in COMPILER] + files)
+    if use_cache and (data := cache.read(name)) is not None:
         try:
-            docs.append(yamlsafe.load(path))
-        except EngineError as exc:
-            errors.add(exc)
-    decls = _Declarations(errors)
-    for doc in docs:
-        decls.read_file(doc)
-    graph = decls.build()
-    if not errors.errors:
-        _check_cycles(graph, errors)
-    errors.raise_if_any()
+            return FormulaGraph.from_json(data)
+        except (KeyError, TypeError, ValueError, EngineError):
+            pass    # a damaged or foreign file: rebuild it
+    from . import declarations
+
+    graph = declarations.build(files)
+    if use_cache:
+        cache.write(name, graph.to_json())
     return graph
-
-
-class _Declarations:
-    """First pass: names and units; second pass: expressions against the full name table."""
-
-    def __init__(self, errors: ErrorList):
-        self.errors = errors
-        self.files: list[FormulaFile] = []
-        self.inputs: dict[str, Input] = {}
-        self.formula_nodes: dict[str, tuple[YDict, str]] = {}
-        self.declared_at: dict[str, Location] = {}
-        self.check_nodes: list[tuple[FormulaFile, YList]] = []
-
-    def fail(self, exc: EngineError):
-        self.errors.add(exc)
-
-    # pass 1 -----------------------------------------------------------------------
-    def read_file(self, doc):
-        path = doc.source.path if isinstance(doc, (YDict, YList)) else "<unknown>"
-        if not isinstance(doc, YDict):
-            self.fail(SchemaError("a formula file must be a mapping with schema:, title:, inputs:, formulas:",
-                                  Location(path)))
-            return
-        _known_keys(doc, FILE_KEYS, "formula file", self.fail)
-        if doc.get("schema") != SCHEMA_VERSION:
-            self.fail(SchemaError(f"schema must be {SCHEMA_VERSION}", doc.where("schema"),
-                                  found=repr(doc.get("schema")), hint=f"add 'schema: {SCHEMA_VERSION}' at the top"))
-        title = doc.get("title")
-        if not isinstance(title, str) or not title:
-            self.fail(SchemaError("missing title", doc.where("title"), hint="add a one-line 'title:'"))
-        ff = FormulaFile(path, title or "", list(doc.get("sources") or []), [], [], [])
-        self.files.append(ff)
-        for key, into in (("inputs", ff.inputs), ("formulas", ff.formulas)):
-            block = doc.get(key)
-            if block is None:
-                continue
-            if not isinstance(block, YDict):
-                self.fail(SchemaError(f"{key}: must be a mapping of names", doc.where(key)))
-                continue
-            for name, node in block.items():
-                if self.declare(name, block, key):
-                    into.append(name)
-                    if key == "inputs":
-                        self.read_input(name, node, block)
-                    else:
-                        self.formula_nodes[name] = (node, path)
-        if doc.get("checks") is not None:
-            if isinstance(doc["checks"], YList):
-                self.check_nodes.append((ff, doc["checks"]))
-            else:
-                self.fail(SchemaError("checks: must be a list of worked examples", doc.where("checks")))
-
-    def declare(self, name, block: YDict, key: str) -> bool:
-        where = block.where(name, of_key=True)
-        where = Location(where.path, where.line, where.col, where.source_line)
-        if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED:
-            self.fail(SchemaError(f"invalid name '{name}'", where, width=len(str(name)),
-                                  expected="snake_case starting with a letter, not a function or keyword name"))
-            return False
-        if name in self.declared_at:
-            first = self.declared_at[name]
-            self.fail(SchemaError(f"'{name}' is declared twice", where, width=len(name),
-                                  hint=f"names are global across formula files; first declared at {first}"))
-            return False
-        self.declared_at[name] = where
-        return True
-
-    def read_input(self, name, node, block):
-        where = block.where(name)
-        if not isinstance(node, YDict):
-            self.fail(SchemaError(f"input '{name}' must be a mapping such as "
-                                  "{unit: byte, doc: ..., from: model.x}", where))
-            return
-        _known_keys(node, INPUT_KEYS, f"input '{name}'", self.fail)
-        unit_text = self.required_text(node, "unit", f"inputs.{name}")
-        doc = self.required_text(node, "doc", f"inputs.{name}")
-        try:
-            unit = units.parse_unit(unit_text, node.where("unit")) if unit_text is not None else None
-        except EngineError as exc:
-            self.fail(exc)
-            unit = None
-        bounds = {}
-        for key in ("min", "max"):
-            v = node.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                self.fail(SchemaError(f"inputs.{name}.{key} must be a number", node.where(key), found=repr(v)))
-                v = None
-            bounds[key] = v
-        integer = node.get("integer", False)
-        if not isinstance(integer, bool):
-            self.fail(SchemaError(f"inputs.{name}.integer must be true or false", node.where("integer"),
-                                  found=repr(integer)))
-            integer = False
-        src = node.get("from")
-        if src is not None and (not isinstance(src, str) or not re.match(r"^[a-z_]+(\.[A-Za-z0-9_]+)+$", src)):
-            self.fail(SchemaError(f"inputs.{name}.from must be a dotted path", node.where("from"), found=repr(src),
-                                  expected="model.num_hidden_layers, gpu.memory_total_runtime, scenario.block_size, ..."))
-            src = None
-        if unit is not None and doc is not None:
-            self.inputs[name] = Input(name, unit, str(unit_text), doc, block.where(name, of_key=True), src,
-                                      integer, bounds["min"], bounds["max"], node.get("symbol"),
-                                      node.get("default"), list(node.get("sources") or []))
-
-    def required_text(self, node: YDict, key: str, what: str):
-        value = node.get(key)
-        if value is None:
-            self.fail(SchemaError(f"{what} is missing '{key}'", node.where(), hint=f"add '{key}:'"))
-            return None
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            self.fail(SchemaError(f"{what}.{key} must be text", node.where(key), found=repr(value)))
-            return None
-        return str(value)
-
-    # pass 2 -----------------------------------------------------------------------
-    def build(self) -> FormulaGraph:
-        formulas = {}
-        for name, (node, path) in self.formula_nodes.items():
-            f = self.read_formula(name, node, path)
-            if f is not None:
-                formulas[name] = f
-        graph = FormulaGraph(self.files, self.inputs, formulas)
-        if self.errors.errors:
-            return graph
-        self.symbol_units = {graph.symbols[n]: d.unit for n, d in [*self.inputs.items(), *formulas.items()]}
-        for f in formulas.values():
-            self.compile_formula(graph, f)
-        for ff, checks in self.check_nodes:
-            ff.checks.extend(self.read_checks(graph, checks))
-        return graph
-
-    def read_formula(self, name, node, path):
-        if not isinstance(node, YDict):
-            self.fail(SchemaError(f"formula '{name}' must be a mapping with doc:, expr:, unit:",
-                                  self.declared_at[name]))
-            return None
-        _known_keys(node, FORMULA_KEYS, f"formula '{name}'", self.fail)
-        texts = [self.required_text(node, k, f"formulas.{name}") for k in ("doc", "expr", "unit")]
-        if None in texts:
-            return None
-        doc, text, unit_text = texts
-        try:
-            unit = units.parse_unit(unit_text, node.where("unit"))
-        except EngineError as exc:
-            self.fail(exc)
-            return None
-        return Formula(name, text, None, unit, unit_text, doc, self.declared_at[name], path,
-                       list(node.get("sources") or []), symbol=node.get("symbol"))
-
-    def parse(self, graph, node: YDict, key, text):
-        where, offset = node.expr_location(key)
-        return expressions.parse(text, graph.symbols, where, offset), where
-
-    def compile_formula(self, graph: FormulaGraph, f: Formula):
-        node, _ = self.formula_nodes[f.name]
-        what = f"formulas.{f.name}"
-        try:
-            expr, where = self.parse(graph, node, "expr", f.text)
-            f.expr = units.check(expr, self.symbol_units, f.unit, where, f"{what}.expr")
-            f.deps = tuple(sorted(s.name for s in f.expr.free_symbols))
-        except EngineError as exc:
-            self.fail(exc)
-        self.read_requires(graph, f, node)
-        self.read_variants(graph, f, node)
-
-    def read_requires(self, graph, f: Formula, node: YDict):
-        reqs = node.get("requires")
-        if reqs is None:
-            return
-        if not isinstance(reqs, YList):
-            self.fail(SchemaError(f"formulas.{f.name}.requires must be a list of conditions", node.where("requires")))
-            return
-        for i, text in enumerate(reqs):
-            where = reqs.where(i)
-            if not isinstance(text, str):
-                self.fail(SchemaError("a condition must be text", where, found=repr(text)))
-                continue
-            try:
-                expr = expressions.parse(text, graph.symbols, where, 0)
-                expr = units.check_condition(expr, self.symbol_units, where, f"formulas.{f.name}.requires")
-                if expr in (sympy.true, sympy.false) or not isinstance(expr, sympy.Basic):
-                    raise SchemaError("condition is constant", where, found=str(expr))
-                names = tuple(sorted(s.name for s in expr.free_symbols))
-                f.requires.append(Requirement(text, expr, where, names))
-            except EngineError as exc:
-                self.fail(exc)
-
-    def read_variants(self, graph, f: Formula, node: YDict):
-        variants = node.get("variants")
-        if variants is None:
-            return
-        if not isinstance(variants, YDict):
-            self.fail(SchemaError(f"formulas.{f.name}.variants must map variant names to expressions",
-                                  node.where("variants")))
-            return
-        for vname, vnode in variants.items():
-            what = f"formulas.{f.name}.variants.{vname}"
-            if not isinstance(vname, str) or not NAME_RE.match(vname):
-                self.fail(SchemaError(f"invalid variant name '{vname}'", variants.where(vname, of_key=True)))
-                continue
-            if isinstance(vnode, str):
-                text, doc, sources, holder, key = vnode, "", [], variants, vname
-            elif isinstance(vnode, YDict):
-                _known_keys(vnode, VARIANT_KEYS, what, self.fail)
-                text = self.required_text(vnode, "expr", what)
-                doc, sources, holder, key = str(vnode.get("doc", "")), list(vnode.get("sources") or []), vnode, "expr"
-                if text is None:
-                    continue
-            else:
-                self.fail(SchemaError(f"{what} must be an expression or {{expr:, doc:, sources:}}",
-                                      variants.where(vname)))
-                continue
-            try:
-                expr, where = self.parse(graph, holder, key, text)
-                expr = units.check(expr, self.symbol_units, f.unit, where, what)
-                deps = tuple(sorted(s.name for s in expr.free_symbols))
-                f.variants[vname] = Variant(vname, text, expr, doc, sources, where, deps)
-            except EngineError as exc:
-                self.fail(exc)
-
-    def read_checks(self, graph: FormulaGraph, checks: YList) -> list[Check]:
-        out = []
-        for i, node in enumerate(checks):
-            if not isinstance(node, YDict):
-                self.fail(SchemaError("each check is a mapping with name:, given:, expect:", checks.where(i)))
-                continue
-            _known_keys(node, CHECK_KEYS, "check", self.fail)
-            name = node.get("name") or f"check #{i + 1}"
-            ok = True
-            for key, allowed in (("given", {**graph.inputs, **graph.formulas}), ("expect", graph.formulas)):
-                block = node.get(key)
-                if not isinstance(block, YDict) or not block:
-                    self.fail(SchemaError(f"check '{name}' needs a non-empty {key}: mapping", node.where(key)))
-                    ok = False
-                    continue
-                for n in block:
-                    if n not in allowed:
-                        self.fail(_unknown(n, allowed, block.where(n, of_key=True),
-                                           f"check '{name}' {key}: names " +
-                                           ("an input or formula" if key == "given" else "a formula")))
-                        ok = False
-            variant = node.get("variant")
-            if variant is not None and variant not in graph.variant_names:
-                self.fail(_unknown(variant, graph.variant_names, node.where("variant"), "unknown variant"))
-                ok = False
-            tol = node.get("tolerance", DEFAULT_TOLERANCE)
-            if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
-                self.fail(SchemaError("tolerance must be a relative error between 0 and 1", node.where("tolerance"),
-                                      found=repr(tol), expected="0.001 for 0.1 %"))
-                ok = False
-            if ok:
-                out.append(Check(str(name), dict(node["given"]), dict(node["expect"]), variant, float(tol),
-                                 node.where(), node))
-        return out
-
-
-def _unknown(name, allowed, where, what) -> SchemaError:
-    import difflib
-
-    close = difflib.get_close_matches(str(name), list(allowed), n=1)
-    return SchemaError(f"{what}: unknown name '{name}'", where, width=len(str(name)),
-                       hint=f"did you mean '{close[0]}'?" if close else None)
-
-
-def _known_keys(node: YDict, allowed: set, what: str, fail) -> bool:
-    ok = True
-    for key in node:
-        if key not in allowed:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            fail(SchemaError(f"unknown field '{key}' in {what}", node.where(key, of_key=True), width=len(str(key)),
-                             expected=", ".join(sorted(allowed)),
-                             hint=f"did you mean '{close[0]}'?" if close else None))
-            ok = False
-    return ok
 
 
 def _edges(graph: FormulaGraph, variant):
@@ -519,7 +270,7 @@ def _toposort(graph: FormulaGraph, variant) -> list[str]:
     return order
 
 
-def _check_cycles(graph: FormulaGraph, errors: ErrorList):
+def check_cycles(graph: FormulaGraph, errors: ErrorList):
     """The default graph first; a variant's own cycle only when the default has none."""
     for variant in [None, *graph.variant_names]:
         try:

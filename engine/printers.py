@@ -91,7 +91,7 @@ class NumpyPrinter(NumPyPrinter):
 
 
 def lambdify(args, expr):
-    """Compile once into a NumPy function of the given symbols."""
+    """sympy's own NumPy function of an expression: the reference compiled trees are tested against."""
     return sympy.lambdify(args, expr, modules="numpy", printer=NumpyPrinter, cse=False, docstring_limit=0)
 
 

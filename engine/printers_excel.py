@@ -6,22 +6,10 @@ Anything outside the formula language raises ExcelPrintError instead of printing
 """
 from __future__ import annotations
 
-import re
-
 import sympy
 from sympy.printing.printer import Printer
 
-# A defined name must not read as a cell reference (A1, XFD1048576) or an R1C1 one (R, C, R1C1).
-_CELL_LIKE = re.compile(r"^([A-Za-z]{1,3}\d+|[RrCc]\d*|[Rr]\d*[Cc]\d*)$")
-
-
-class ExcelPrintError(TypeError):
-    """An expression construct with no Excel spelling: a bug in the printer, not user input."""
-
-
-def valid_name(name: str) -> bool:
-    return bool(re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", name)) and not _CELL_LIKE.match(name)
-
+from .compiled import ExcelPrintError, valid_name
 
 class ExcelPrinter(Printer):
     printmethod = "_excel"

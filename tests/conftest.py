@@ -11,6 +11,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def pytest_configure(config):
+    # a compiled-graph cache of the session's own: tests start cold and never touch the user's
+    import tempfile
+
+    os.environ["LLM_SIZER_CACHE_DIR"] = tempfile.mkdtemp(prefix="llm-sizer-cache-")
     regen = config.getoption("force_regen", False) or config.getoption("regen_all", False)
     if os.environ.get("CI") and regen:
         raise pytest.UsageError("refusing --force-regen/--regen-all with CI set: "

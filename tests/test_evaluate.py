@@ -59,9 +59,9 @@ def test_unit_conversion_is_inserted():
     """A formula mixing GiB and bytes gets the factor 2^30 in its compiled expression."""
     import sympy
 
-    from engine import units
+    from engine import unitcheck, units
 
     a, b = sympy.symbols("a b", positive=True)
-    expr = units.check(a + b, {a: units.parse_unit("GiB"), b: units.parse_unit("byte")},
+    expr = unitcheck.check(a + b, {a: units.parse_unit("GiB"), b: units.parse_unit("byte")},
                        units.parse_unit("byte"), None, "f")
     assert expr == 1073741824 * a + b

@@ -12,7 +12,7 @@ import io
 
 import numpy as np
 
-from .. import printers, printers_excel
+from ..compiled import ExcelPrintError, valid_name
 from ..evaluate import Result, derive
 
 GIB = 2 ** 30
@@ -57,8 +57,8 @@ def build(result: Result, sc, catalog) -> bytes:
 def _define(wb, name: str, sheet: str, cell: str):
     from openpyxl.workbook.defined_name import DefinedName
 
-    if not printers_excel.valid_name(name):
-        raise printers_excel.ExcelPrintError(f"'{name}' cannot be an Excel defined name")
+    if not valid_name(name):
+        raise ExcelPrintError(f"'{name}' cannot be an Excel defined name")
     ref = f"'{sheet}'!${cell[0]}${cell[1:]}"
     dn = DefinedName(name, attr_text=ref)
     try:
@@ -108,10 +108,12 @@ def _calculation_sheet(wb, graph, result, bold):
         c.font = bold
     for row, name in enumerate([n for n in graph.order(result.variant) if n in result.values], start=2):
         f = graph.formulas[name]
-        expr = graph.expr(name, result.variant)
+        code = graph.code(name, result.variant)
+        if code.excel is None:
+            raise ExcelPrintError(f"formula '{name}' has no Excel form (its expression or a name in it)")
         d = derive(result, name, {n: True for n in graph.formulas})
-        ws.append([name, printers_excel.excel(expr), f.unit_text, _scalar(result[name]), f.doc,
-                   printers.text(expr), d.substituted, "; ".join(map(str, f.sources))])
+        ws.append([name, code.excel, f.unit_text, _scalar(result[name]), f.doc,
+                   code.text, d.substituted, "; ".join(map(str, f.sources))])
         for col in (2, 4):
             ws.cell(row, col).number_format = _number_format(f.unit_text)
         _define(wb, name, ws.title, f"B{row}")

@@ -410,20 +410,44 @@ def report_writeup(profile, gpu, model, out_file, formula_dirs, catalog_dirs):
 
 @report.command("derivation")
 @click.argument("name")
+@click.argument("scenario", required=False)
 @_scenario_options
 @_data_options
 @click.option("--variant", default=None)
 @click.option("-o", "--output", "out_file", type=click.Path(dir_okay=False), default=None)
 @_user_errors
-def report_derivation(name, scenario_file, formula_dirs, catalog_dirs, variant, out_file, **options):
-    """The audit of one figure: its chain of formulas, symbolic forms, numbers and sources."""
+def report_derivation(name, scenario, scenario_file, formula_dirs, catalog_dirs, variant, out_file, **options):
+    """The audit of one figure: its chain of formulas, symbolic forms, numbers and sources.
+
+    SCENARIO is a scenario YAML file or the name of a scenario in catalogs/scenarios.yaml
+    (like --scenario); options given on the command line override it.
+    """
+    from pathlib import Path
+
     from .render import markdown
 
     g, c = load(formula_dirs, catalog_dirs)
     _known_formula(g, name)
-    sc = scenario_from(c, scenario_file, options)
+    if scenario and scenario_file:
+        raise EngineError("give the scenario once: as SCENARIO or with --scenario, not both", None)
+    if scenario and not Path(scenario).is_file():
+        options = {**_named_scenario(c, scenario), **{k: v for k, v in options.items() if v is not None}}
+        scenario = None
+    sc = scenario_from(c, scenario or scenario_file, options)
     result = evaluate_scenario(g, c, sc, variant, [name])
     _emit(markdown.render("derivation.md.j2", d=result.derivation(name), scenario=sc.public()), out_file)
+
+
+def _named_scenario(c, name: str) -> dict:
+    """The keys of a named scenario in catalogs/scenarios.yaml."""
+    import difflib
+
+    if name not in c.scenarios:
+        close = difflib.get_close_matches(name, list(c.scenarios), n=1)
+        raise EngineError(f"no scenario file or named scenario '{name}'", None,
+                          expected="a YAML file, or one of: " + ", ".join(sorted(c.scenarios)),
+                          hint=f"did you mean '{close[0]}'?" if close else None)
+    return dict(c.scenarios[name])
 
 
 def _emit(text: str, out_file):

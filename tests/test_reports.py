@@ -90,6 +90,20 @@ def test_derivation_audit(file_regression):
     file_regression.check(text, basename="derivation_max_concurrency_mixtral_tp2", extension=".md")
 
 
+def test_derivation_scenario_argument(tmp_path):
+    """README: `report derivation NAME [SCENARIO]`, a scenario file or a named scenario."""
+    path = tmp_path / "mixtral.yaml"
+    path.write_text("model: mistralai/Mixtral-8x7B-Instruct-v0.1\ntensor_parallel_size: 2\n")
+    from_file = cli("report", "derivation", "max_concurrency", str(path))
+    assert "Mixtral-8x7B-Instruct-v0.1 on h100-sxm, TP=2" in from_file
+    named = cli("report", "derivation", "max_concurrency", "default", "--tensor-parallel-size", "2")
+    assert "Llama-3.1-8B-Instruct on h100-sxm, TP=2" in named
+    output = cli("report", "derivation", "max_concurrency", "defualt", code=2)
+    assert "no scenario file or named scenario 'defualt'" in output and "did you mean 'default'?" in output
+    output = cli("report", "derivation", "max_concurrency", str(path), "--scenario", str(path), code=2)
+    assert "not both" in output
+
+
 def _validate_directory(tmp_path):
     csv_path, out = tmp_path / "validation-results.csv", tmp_path / "reports"
     cli("report", "validation", str(PROFILES), "--record", str(csv_path), "-o", str(out))

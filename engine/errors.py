@@ -5,6 +5,9 @@ working. The CLI prints these without a traceback; anything else is a bug.
 """
 from __future__ import annotations
 
+import functools
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,11 +61,25 @@ def _window(line: str, col: int, width: int) -> tuple[str, int, int]:
     return prefix + piece + suffix, col - start + len(prefix), min(width, MAX_ECHO - (col - 1 - start))
 
 
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def fill(template: str, fields: dict) -> str:
+    """`{name}` in a declared message replaced by fields[name] (plain names only: no attribute access,
+    unlike str.format); unknown names stay as written."""
+    return _FIELD.sub(lambda m: shorten(fields[m.group(1)]) if m.group(1) in fields else m.group(0), template)
+
+
 def display_path(path: str | Path) -> str:
     """Paths relative to the working directory when possible: outputs hold no absolute paths."""
+    return _display_path(str(path), os.getcwd())
+
+
+@functools.lru_cache(maxsize=1024)   # why: every cached location is displayed; a few files, many lines
+def _display_path(path: str, cwd: str) -> str:
     p = Path(path)
     try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
+        return str(p.resolve().relative_to(Path(cwd).resolve()))
     except ValueError:
         return str(p)
 
@@ -145,6 +162,15 @@ class OutputError(EngineError, OSError):
 
 class RequirementError(EngineError, ValueError):
     """A `requires`, `min` or `max` condition violated by the values given."""
+
+    template: str | None = None      # a declared `message:` and the values that fill it
+    fields: dict = {}
+
+    def in_scenario(self, **context) -> "RequirementError":
+        """The declared message re-filled with words of the scenario the formulas do not know ({model})."""
+        if self.template:
+            self.message = fill(self.template, {**self.fields, **context})
+        return self
 
 
 class CheckFailure(EngineError, AssertionError):

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import units
-from .errors import CheckFailure, EngineError, RequirementError
+from .errors import CheckFailure, EngineError, RequirementError, fill
+from .scenario_keys import KEYS
 from .graph import FormulaGraph
 
 MAX_SHOWN_VIOLATIONS = 3  # why: a sweep can violate a condition a million times; three examples suffice
@@ -71,10 +72,19 @@ def check_input(graph: FormulaGraph, name: str, value):
         problems.append((arr <= decl.max, f"at most {format_number(decl.max)}"))
     for ok, expected in problems:
         if not np.all(ok):
-            raise RequirementError(f"input '{name}' must be {expected}", None,
-                                   found=_describe_values([name], {name: arr}, ok),
-                                   expected=f"{decl.doc} ({decl.unit_text}), {expected}",
-                                   hint=f"set by {decl.source_path}" if decl.source_path else None)
+            subject, hint = _input_words(decl)
+            raise RequirementError(f"{subject} must be {expected}", None,
+                                   found=_describe_values([name], {name: arr}, ok).replace(f"{name}=", ""),
+                                   expected=f"{decl.doc} ({decl.unit_text}), {expected}", hint=hint)
+
+
+def _input_words(decl) -> tuple[str, str | None]:
+    """An input as the user set it: the option they typed (--tensor-parallel-size), else its name and source."""
+    path = decl.source_path or ""
+    key = path[len("scenario."):] if path.startswith("scenario.") else None
+    if key in KEYS:
+        return "--" + key.replace("_", "-"), None
+    return f"input '{decl.name}'", (f"set by {path}" if path else None)
 
 
 def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | None = None,
@@ -108,10 +118,25 @@ def _check_requires(graph: FormulaGraph, name: str, values: dict):
     for req in graph.formulas[name].requires:
         args, ok = req.code.args, req.code(values)
         if not np.all(ok):
-            raise RequirementError(
-                f"{name} requires {req.text}", req.location,
-                found=_describe_values(args, values, ok),
-                hint=f"{graph.formulas[name].doc.rstrip('.')}: change the inputs so that {req.text}")
+            raise _requirement_error(graph.formulas[name], req, args, values, ok)
+
+
+def _requirement_error(f, req, args, values, ok) -> RequirementError:
+    """A violated `requires`: its declared message in the user's words when it has one, else the rule."""
+    message = getattr(req, "message", None)
+    if not message:
+        return RequirementError(f"{f.name} requires {req.text}", req.location,
+                                found=_describe_values(args, values, ok),
+                                hint=f"{f.doc.rstrip('.')}: change the inputs so that {req.text}")
+    first = int(np.flatnonzero(~np.asarray(ok, dtype=bool).reshape(-1))[0]) if np.ndim(ok) else 0
+    fields = {a: format_number(np.asarray(values[a]).reshape(-1)[first if np.size(values[a]) > 1 else 0])
+              for a in args}
+    fields["model"] = "the model"       # the CLI names it (RequirementError.in_scenario)
+    err = RequirementError(fill(message, fields), None,
+                           found=_describe_values(args, values, ok) if np.ndim(ok) else None,
+                           hint=f"{f.doc.rstrip('.')} (rule: {req.text}, {req.location})")
+    err.template, err.fields = message, fields
+    return err
 
 
 def format_number(v) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import units
-from .errors import CheckFailure, EngineError, RequirementError, fill
+from .errors import CheckFailure, EngineError, RequirementError, fill, shorten
 from .scenario_keys import KEYS
 from .graph import FormulaGraph
 
@@ -211,9 +211,19 @@ def run_checks(graph: FormulaGraph) -> list[CheckFailure]:
                 failures.append(CheckFailure(f"check '{chk.name}' could not be evaluated: {exc.message}",
                                              chk.location, found=exc.found, hint=exc.hint))
                 continue
+            except ArithmeticError as exc:     # OverflowError, ZeroDivisionError on Python numbers
+                failures.append(CheckFailure(f"check '{chk.name}' could not be evaluated: {exc}", chk.location,
+                                             hint="give values whose arithmetic stays within floating point"))
+                continue
             for n, want in chk.expect.items():
                 want_v = _given_value(graph, n, want, chk)
                 got = float(np.asarray(result[n]).reshape(-1)[0])
+                if not np.isfinite(got):
+                    failures.append(CheckFailure(
+                        f"check '{chk.name}': {n} is {format_number(got)}, not a finite number", chk.location,
+                        expected=format_number(want_v),
+                        hint="the arithmetic overflowed or divided by zero: check the formula and the given values"))
+                    continue
                 if not np.isclose(got, want_v, rtol=chk.tolerance, atol=0 if want_v else 1e-12):
                     failures.append(CheckFailure(
                         f"check '{chk.name}': {n} is {format_number(got)}, expected {format_number(want_v)}",
@@ -229,5 +239,9 @@ def _given_value(graph, name, value, chk):
     if isinstance(value, str):
         return units.parse_quantity(value, decl.unit_text, where, field=name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CheckFailure(f"check '{chk.name}': {name} must be a number or a quantity", where, found=repr(value))
+        raise CheckFailure(f"check '{chk.name}': {name} must be a number or a quantity", where,
+                           found=shorten(repr(value)))
+    if abs(value) > 1e300:     # float() overflows near 1.8e308; arithmetic on it would too
+        raise CheckFailure(f"check '{chk.name}': {name} is too large", where, found=shorten(repr(value)),
+                           expected="a magnitude below 1e300")
     return float(value)

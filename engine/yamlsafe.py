@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import Location, YamlError, display_path
+from .errors import Location, YamlError, display_path, shorten
 
 try:  # the C loader is several times faster; same semantics
     _Base = yaml.CSafeLoader
@@ -28,6 +28,8 @@ MAX_FILE_BYTES = 5_000_000
 MAX_VALUES = 200_000
 # Why: the bundled files nest 6 levels; deeper nesting is machine-made, and the loader recurses.
 MAX_DEPTH = 64
+# Why: Python refuses to read integers of more than 4,300 digits; no fact needs more than a few dozen.
+MAX_INT_DIGITS = 100
 
 
 class Source:
@@ -136,6 +138,9 @@ class _Loader(_Base):
         return node.value.lower() == "true"
 
     def construct_yaml_int(self, node):
+        if len(node.value) > MAX_INT_DIGITS:
+            raise self._error(node, f"a number of {len(node.value):,} digits", found=shorten(node.value),
+                              hint=f"write at most {MAX_INT_DIGITS} digits, or quote it for text")
         if _OCTAL_OR_ODD_INT.match(node.value):
             value = super().construct_yaml_int(node)
             raise self._error(

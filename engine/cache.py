@@ -24,10 +24,14 @@ def directory() -> Path | None:
 
 def key(kind: str, files) -> str:
     """`kind` plus a hash of every file's path and bytes (a change to any one makes a new key)."""
+    return key_of(kind, [(Path(f), Path(f).read_bytes()) for f in files])
+
+
+def key_of(kind: str, contents) -> str:
+    """The same for (path, bytes) pairs already read."""
     h = hashlib.sha256(f"{kind}:{FORMAT}".encode())
-    for f in files:
-        f = Path(f)
-        h.update(str(f.resolve()).encode() + b"\0" + f.read_bytes() + b"\0")
+    for path, data in contents:
+        h.update(str(Path(path).resolve()).encode() + b"\0" + data + b"\0")
     return f"{kind}-{h.hexdigest()[:32]}"
 
 

@@ -245,8 +245,48 @@ def load(path: str | Path, max_bytes: int = MAX_FILE_BYTES):
     if len(raw) > max_bytes:
         raise YamlError(f"file is over the {max_bytes:,} bytes allowed", Location(shown),
                         hint="is this the file you meant?")
+    from . import cache
+
+    name = cache.key_of("yaml", [(path, raw)])
+    cached = cache.read(name)
+    if isinstance(cached, dict) and "lines" in cached:
+        try:
+            return _from_json(cached["doc"], Source(shown, "\n".join(cached["lines"])))
+        except (KeyError, TypeError, ValueError):
+            pass    # damaged: parse the file again
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlError(f"not UTF-8 text (byte {exc.start})", Location(shown)) from None
-    return loads(text, shown)
+    doc = loads(text, shown)
+    cache.write(name, {"lines": text.splitlines(), "doc": _to_json(doc)})
+    return doc
+
+
+# -- the cached form: a loaded file as JSON, positions kept (parsing it again is the slow part) --
+
+def _to_json(value):
+    if isinstance(value, YDict):
+        keys = list(value)
+        return {"d": [[k, _to_json(value[k])] for k in keys], "s": value.start,
+                "km": [value.key_marks[k] for k in keys], "vm": [value.value_marks[k] for k in keys],
+                "st": [value.value_styles[k] for k in keys]}
+    if isinstance(value, YList):
+        return {"l": [_to_json(v) for v in value], "s": value.start, "im": value.item_marks}
+    return value
+
+
+def _from_json(value, source: Source):
+    if not isinstance(value, dict):
+        return value
+    if "l" in value:
+        out = YList(_from_json(v, source) for v in value["l"])
+        out.item_marks = [tuple(m) for m in value["im"]]
+    else:
+        out = YDict((k, _from_json(v, source)) for k, v in value["d"])
+        keys = [k for k, _ in value["d"]]
+        out.key_marks = {k: tuple(m) for k, m in zip(keys, value["km"])}
+        out.value_marks = {k: tuple(m) for k, m in zip(keys, value["vm"])}
+        out.value_styles = dict(zip(keys, value["st"]))
+    out.source, out.start = source, tuple(value["s"])
+    return out

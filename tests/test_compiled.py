@@ -101,3 +101,21 @@ def test_warm_start_imports_neither_sympy_nor_pint(tmp_path):
     assert "sympy" in cold.stdout.splitlines()[-1]
     assert warm.stdout.splitlines()[-1] == "[]"
     assert cold.stdout.splitlines()[:-1] == warm.stdout.splitlines()[:-1]    # the same sizing
+
+
+def test_yaml_cache_keeps_values_and_positions(tmp_path, monkeypatch):
+    from engine import yamlsafe
+
+    monkeypatch.setenv("LLM_SIZER_CACHE_DIR", str(tmp_path / "cache"))
+    f = tmp_path / "c.yaml"
+    f.write_text("a:\n  b: [1, 2.5, 'x']\n  c: {d: true}\nlist:\n  - e: 3\n")
+    first = yamlsafe.load(f)
+    [cached] = (tmp_path / "cache").glob("yaml-*.json")
+    again = yamlsafe.load(f)                          # from the cache
+    assert again == first
+    for doc in (first, again):
+        assert str(doc["a"].where("c", of_key=True)).endswith("c.yaml:3:3")
+        assert doc["a"]["b"].where(2).col == 15 and doc["list"][0].where("e").line == 5
+        assert doc["a"].where("c").source_line == "  c: {d: true}"
+    cached.write_text('{"lines": [], "doc": {"d": [["a", {"l": 1}]]}}')   # damaged: parsed again
+    assert yamlsafe.load(f) == first

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import paths
-from .errors import EngineError, ErrorList
+from .errors import EngineError, ErrorList, RequirementError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -96,7 +96,10 @@ def evaluate_scenario(g, c, sc, variant=None, targets=None):
                               hint="size it with --framework vllm")
     targets = list(targets or used)
     names = g.inputs_for(targets, variant)
-    return ev.evaluate(g, scn.bindings(g, c, sc, names), targets, variant)
+    try:
+        return ev.evaluate(g, scn.bindings(g, c, sc, names), targets, variant)
+    except RequirementError as exc:
+        raise exc.in_scenario(model=sc.model.id) from None   # "... the 32 attention heads of <model>"
 
 
 def framework_formulas(g, sc) -> list[str]:

@@ -11,7 +11,7 @@ import re
 import sympy
 
 from . import compiled, expressions, unitcheck, units, yamlsafe
-from .errors import EngineError, ErrorList, Location, SchemaError
+from .errors import EngineError, ErrorList, Location, SchemaError, shorten
 from .graph import (DEFAULT_TOLERANCE, Check, FormulaFile, FormulaGraph, Formula, Input, Requirement, Variant,
                     check_cycles)
 from .yamlsafe import YDict, YList
@@ -20,6 +20,8 @@ SCHEMA_VERSION = 1
 FILE_KEYS = {"schema", "title", "doc", "sources", "inputs", "formulas", "checks"}
 INPUT_KEYS = {"unit", "doc", "from", "integer", "min", "max", "symbol", "default", "sources"}
 FORMULA_KEYS = {"doc", "expr", "unit", "sources", "requires", "variants", "symbol"}
+REQUIRES_KEYS = {"when", "message"}
+MESSAGE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")   # {name} in a requires message
 VARIANT_KEYS = {"expr", "doc", "sources"}
 CHECK_KEYS = {"name", "given", "expect", "variant", "tolerance", "source"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -233,10 +235,14 @@ class _Declarations:
         if not isinstance(reqs, YList):
             self.fail(SchemaError(f"formulas.{f.name}.requires must be a list of conditions", node.where("requires")))
             return
-        for i, text in enumerate(reqs):
-            where = reqs.where(i)
-            if not isinstance(text, str):
-                self.fail(SchemaError("a condition must be text", where, found=repr(text)))
+        for i, item in enumerate(reqs):
+            text, message, where = item, None, reqs.where(i)
+            if isinstance(item, YDict):     # {when: CONDITION, message: what the user is told}
+                _known_keys(item, REQUIRES_KEYS, f"formulas.{f.name}.requires", self.fail)
+                text, message, where = item.get("when"), item.get("message"), item.where("when")
+            if not isinstance(text, str) or not isinstance(message, (str, type(None))):
+                self.fail(SchemaError("a condition must be text, or {when: CONDITION, message: TEXT}", where,
+                                      found=shorten(repr(item))))
                 continue
             try:
                 expr = expressions.parse(text, self.symbols, where, 0)
@@ -244,7 +250,12 @@ class _Declarations:
                 if expr in (sympy.true, sympy.false) or not isinstance(expr, sympy.Basic):
                     raise SchemaError("condition is constant", where, found=str(expr))
                 names = tuple(sorted(s.name for s in expr.free_symbols))
-                f.requires.append(Requirement(text, compiled.from_sympy(expr), where, names))
+                unknown = sorted(set(MESSAGE_FIELD.findall(message or "")) - set(names) - {"model"})
+                if unknown:
+                    raise SchemaError(f"the message names {', '.join(unknown)}, which its condition does not use",
+                                      item.where("message"), hint=f"use {{model}} or names of the condition: "
+                                                                  f"{', '.join(names)}")
+                f.requires.append(Requirement(text, compiled.from_sympy(expr), where, names, message))
             except EngineError as exc:
                 self.fail(exc)
 

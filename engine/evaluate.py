@@ -130,11 +130,11 @@ def _requirement_error(f, req, args, values, ok) -> RequirementError:
                                 hint=f"{f.doc.rstrip('.')}: change the inputs so that {req.text}")
     first = int(np.flatnonzero(~np.asarray(ok, dtype=bool).reshape(-1))[0]) if np.ndim(ok) else 0
     fields = {a: format_number(np.asarray(values[a]).reshape(-1)[first if np.size(values[a]) > 1 else 0])
-              for a in args}
+              .replace(",", "") for a in args}      # as the user types them: --max-num-seqs 1024
     fields["model"] = "the model"       # the CLI names it (RequirementError.in_scenario)
     err = RequirementError(fill(message, fields), None,
                            found=_describe_values(args, values, ok) if np.ndim(ok) else None,
-                           hint=f"{f.doc.rstrip('.')} (rule: {req.text}, {req.location})")
+                           hint=f"the rule: {req.text} ({req.location})")
     err.template, err.fields = message, fields
     return err
 

@@ -44,6 +44,7 @@ class Requirement:
     code: Code
     location: Location
     names: tuple = ()
+    message: str | None = None         # what the user is told, {names} filled with the values
 
 
 @dataclass

@@ -8,6 +8,7 @@ the number formats, the framework or the fitted constants.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +57,7 @@ def _plain(v):
 MAX_MAGNITUDE = 2 ** 53
 MAX_SWEEP = 10_000            # values in one swept key; a longer sweep is a mistake, and slow
 SCENARIO_MAX_BYTES = 1_000_000  # a scenario file is a few dozen keys, a sweep a few thousand values
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+$")    # 131,072 (commas only as thousands separators)
 
 
 def flag(key: str) -> str:
@@ -91,6 +93,8 @@ def coerce(key: str, value, where: Location | None = None):
         if kind is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
+            if isinstance(value, str) and "," in value and not _THOUSANDS.match(value.strip()):
+                raise ValueError    # '3,6' is not 36
             number = int(str(value).replace(",", "").replace("_", "")) if isinstance(value, str) else int(value)
             return _bounded(number, name, where)
         if kind is float:

@@ -56,8 +56,8 @@ def test_scenario_file_and_override(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["size", "--model", "no/such-model"], "unknown model 'no/such-model'"),
     (["size", "--gpu", "H1OO"], "unknown GPU 'H1OO'"),
-    (["size", "--batch-size", "-3"], "input 'batch_size' must be at least 1"),
-    (["size", "--tensor-parallel-size", "3"], "requires num_attention_heads % tp == 0"),
+    (["size", "--batch-size", "-3"], "--batch-size must be at least 1"),
+    (["size", "--tensor-parallel-size", "3"], "--tensor-parallel-size 3 does not divide the 32 attention heads"),
     (["size", "--tensor-parallel-size", "two"], "must be a whole number"),
     (["size", "--gpu-memory-total", "80 seconds"], "wrong dimension"),
     (["size", "--max-model-len", "999999"], "exceeds"),

@@ -35,7 +35,7 @@ def test_requires_names_offending_scenarios(graph, catalog):
 
 def test_input_bounds(graph, catalog):
     base = bindings(graph, catalog)
-    with pytest.raises(RequirementError, match="gpu_memory_utilization' must be at most 1"):
+    with pytest.raises(RequirementError, match="--gpu-memory-utilization must be at most 1"):
         ev.evaluate(graph, {**base, "gpu_memory_utilization": 1.2})
     with pytest.raises(RequirementError, match="must be a whole number"):
         ev.evaluate(graph, {**base, "max_num_seqs": 2.5})

@@ -6,13 +6,14 @@ lacks gets a ProfileError naming the field.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import units, yamlsafe
-from .errors import Location, ProfileError, display_path
+from .errors import Location, ProfileError, display_path, shorten
 
 GIB, GB = 2 ** 30, 1e9
 
@@ -20,11 +21,30 @@ GIB, GB = 2 ** 30, 1e9
 @dataclass
 class Profile:
     path: str
-    kind: str                      # "001-json", "yaml", "vllm-log"
+    kind: str                      # "profiler-json", "yaml", "vllm-log"
     scenario: dict
     measured: dict                 # weights_memory, kv_cache_memory, ... in bytes; counts as numbers
     info: dict = field(default_factory=dict)   # model parameters, GPU name, confidence, ...
     notes: list = field(default_factory=list)
+    where: dict = field(default_factory=dict)  # measured field -> Location it was read from
+    missing: list = field(default_factory=list)  # lines a complete vLLM log has and this one lacks
+
+    def check_measured(self) -> "Profile":
+        """Refuse what no GPU can measure: negative or non-finite figures, and zero where vLLM cannot run."""
+        for key, value in self.measured.items():
+            where = self.where.get(key) or Location(self.path)
+            problem = None
+            if value != value or value in (float("inf"), float("-inf")):
+                problem = "is not a finite number"
+            elif value < 0:
+                problem = "is negative"
+            elif value == 0 and key in MUST_BE_POSITIVE:
+                problem = "is 0"
+            if problem:
+                raise ProfileError(f"measured {key} {problem}", where, found=f"{value:g}",
+                                   expected=MUST_BE_POSITIVE.get(key, "a measurement of 0 or more"),
+                                   hint="correct the profile: a report graded on it would be meaningless")
+        return self
 
     def need(self, key: str):
         if key not in self.measured:
@@ -33,9 +53,20 @@ class Profile:
         return self.measured[key]
 
 
+# measured fields a running vLLM cannot have at zero, and why
+MUST_BE_POSITIVE = {
+    "weights_memory": "more than 0: the model's weights are loaded",
+    "kv_cache_memory": "more than 0: vLLM refuses to start without KV-cache memory",
+    "total_memory": "more than 0: the GPU holds at least the weights",
+    "nvidia_smi_total": "more than 0: a GPU's memory",
+    "gpu_blocks": "at least 1 block: vLLM refuses to start without one",
+    "kv_cache_tokens": "at least 1 token",
+    "max_concurrency": "more than 0",
+}
+
 FIELD_HINTS = {
-    ("001-json", "total_memory"): "memory_measurements.per_gpu_peak[].total_gb or memory_breakdown.total_measured_gb",
-    ("001-json", "weights_memory"): "memory_breakdown.model_weights_gb",
+    ("profiler-json", "total_memory"): "memory_measurements.per_gpu_peak[].total_gb or memory_breakdown.total_measured_gb",
+    ("profiler-json", "weights_memory"): "memory_breakdown.model_weights_gb",
     ("vllm-log", "weights_memory"): "'Model loading took N GiB' or 'Loading model weights took N GB'",
     ("vllm-log", "kv_cache_memory"): "'Available KV cache memory: N GiB' or 'the rest of the memory reserved for KV Cache is N GiB'",
 }
@@ -52,13 +83,13 @@ def read(path) -> Profile:
     if p.suffix in (".yaml", ".yml"):
         return read_yaml(p)
     if p.suffix == ".json" or text.lstrip().startswith("{"):
-        return read_001_json(text, shown)
+        return read_profiler_json(text, shown)
     return read_vllm_log(text, shown)
 
 
-# -- 001's profiler JSON -------------------------------------------------------------------------
+# -- the memory profiler's JSON (001_ee94126221be4916.txt) ----------------------------------------
 
-def read_001_json(text: str, shown: str) -> Profile:
+def read_profiler_json(text: str, shown: str) -> Profile:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -79,28 +110,64 @@ def read_001_json(text: str, shown: str) -> Profile:
     model_id = model.get("model_id") or model.get("name")
     if not model_id:
         raise ProfileError("profile has no model_info.model_id", Location(shown))
+    number = functools.partial(_json_number, text, shown)
+    count = int(number("gpu_info.count", gpu.get("count"), integer=True) or 1)
     scenario = {"model": model_id,
-                "tensor_parallel_size": int(bench.get("tensor_parallel_size") or gpu.get("count") or 1),
+                "tensor_parallel_size": int(number("benchmark_parameters.tensor_parallel_size",
+                                                   bench.get("tensor_parallel_size"), integer=True) or count),
                 "batch_size": bench.get("batch_size"), "input_tokens": bench.get("input_len", bench.get("input_tokens")),
                 "output_tokens": bench.get("output_len", bench.get("output_tokens")),
                 "dtype": _dtype(bench.get("dtype")), "quantization": bench.get("quantization"),
                 "kv_cache_dtype": bench.get("kv_cache_dtype")}
     if gpu.get("gpu_type") or gpu.get("name"):
         scenario["gpu"] = gpu.get("gpu_type") or gpu.get("name")
-    measured = {}
+    measured, where = {}, {}
     peaks = (doc.get("memory_measurements") or {}).get("per_gpu_peak") or []
+    if not isinstance(peaks, list):
+        raise ProfileError("memory_measurements.per_gpu_peak must be a list", _json_where(text, shown, "per_gpu_peak"))
     if peaks:
-        measured["total_memory"] = max(float(p["total_gb"]) for p in peaks) * GB
+        measured["total_memory"] = max(number("memory_measurements.per_gpu_peak[].total_gb",
+                                              p.get("total_gb") if isinstance(p, dict) else p) or 0
+                                       for p in peaks) * GB
+        where["total_memory"] = _json_where(text, shown, "total_gb")
     elif breakdown.get("total_measured_gb") is not None:
-        measured["total_memory"] = float(breakdown["total_measured_gb"]) * GB / max(1, int(gpu.get("count") or 1))
+        # 001's breakdown totals all GPUs; per GPU is what is compared
+        measured["total_memory"] = number("memory_breakdown.total_measured_gb", breakdown["total_measured_gb"]) \
+            * GB / max(1, count)
+        where["total_memory"] = _json_where(text, shown, "total_measured_gb")
     for key, name in (("model_weights_gb", "weights_memory"), ("kv_cache_gb", "kv_cache_memory"),
                       ("activations_gb", "activation_peak"), ("framework_overhead_gb", "framework_overhead")):
         if breakdown.get(key) is not None:
-            measured[name] = float(breakdown[key]) * GB
-    info = {"model_params": model.get("params") or model.get("model_params"), "gpu_name": scenario.get("gpu"),
-            "gpu_count": int(gpu.get("count") or 1), "confidence": breakdown.get("confidence_levels"),
-            "vram_gb": gpu.get("vram_gb")}
-    return Profile(shown, "001-json", {k: v for k, v in scenario.items() if v is not None}, measured, info)
+            measured[name] = number(f"memory_breakdown.{key}", breakdown[key]) * GB
+            where[name] = _json_where(text, shown, key)
+    info = {"model_params": number("model_info.params", model.get("params") or model.get("model_params")),
+            "gpu_name": scenario.get("gpu"), "gpu_count": count, "confidence": breakdown.get("confidence_levels"),
+            "vram_gb": number("gpu_info.vram_gb", gpu.get("vram_gb"))}
+    return Profile(shown, "profiler-json", {k: v for k, v in scenario.items() if v is not None}, measured, info,
+                   where=where).check_measured()
+
+
+def _json_where(text: str, shown: str, key: str) -> Location:
+    """The line of a key in the JSON text (the first occurrence), for a located message."""
+    at = text.find(f'"{key}"')
+    if at < 0:
+        return Location(shown)
+    line = text.count("\n", 0, at) + 1
+    return Location(shown, line, at - text.rfind("\n", 0, at), text.splitlines()[line - 1])
+
+
+def _json_number(text: str, shown: str, name: str, value, integer: bool = False):
+    """A number the profiler wrote; None stays None. Strings, booleans and the rest are refused."""
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and integer and value != int(value):
+        ok = False
+    if not ok:
+        raise ProfileError(f"{name} must be {'a whole number' if integer else 'a number'}",
+                           _json_where(text, shown, name.split(".")[-1].replace("[]", "")),
+                           found=shorten(json.dumps(value)), hint="001's profiler writes plain JSON numbers")
+    return value
 
 
 def _dtype(value):
@@ -118,14 +185,23 @@ def read_yaml(path: Path) -> Profile:
     if not isinstance(doc, dict) or "scenario" not in doc or "measured" not in doc:
         raise ProfileError("a YAML profile needs scenario: and measured:", Location(shown),
                            hint="see catalogs/profiles/ for the format")
-    measured = {}
+    if not isinstance(doc["measured"], dict) or not isinstance(doc["scenario"], dict):
+        raise ProfileError("scenario: and measured: must be mappings", Location(shown),
+                           hint="see catalogs/profiles/ for the format")
+    measured, where = {}, {}
     for key, value in doc["measured"].items():
-        where = doc["measured"].where(key)
-        measured[key] = units.parse_quantity(value, "byte", where, field=f"measured.{key}") \
-            if isinstance(value, str) else float(value)
+        where[key] = doc["measured"].where(key)
+        if isinstance(value, str):
+            measured[key] = units.parse_quantity(value, "byte", where[key], field=f"measured.{key}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            measured[key] = float(value)
+        else:
+            raise ProfileError(f"measured.{key} must be a number or a quantity such as '7.69 GiB'", where[key],
+                               found=shorten(repr(value)))
     info = dict(doc.get("info") or {})
     info["claims"] = dict(doc.get("claims") or {})
-    return Profile(shown, "yaml", dict(doc["scenario"]), measured, info, list(doc.get("notes") or []))
+    return Profile(shown, "yaml", dict(doc["scenario"]), measured, info, list(doc.get("notes") or []),
+                   where=where).check_measured()
 
 
 # -- vLLM startup logs (V0 and V1) ---------------------------------------------------------------
@@ -141,7 +217,15 @@ LOG_PATTERNS = {
     "cuda_graph_memory": [rf"Graph capturing finished in [\d.]+ secs?, took {_NUM} ?(GiB)"],
     "cuda_context_memory": [rf"worker init memory snapshot:.*?non_torch_memory={_NUM}(GiB)"],
 }
-OVERHEAD_PARTS = ("non_torch_memory", "cuda_context_memory", "cuda_graph_memory")
+# what a complete startup log shows (V0 logs print no "GPU KV cache size"); a report on a log
+# lacking any of these says so in its verdict
+EXPECTED_LOG_LINES = {
+    "weights_memory": "'Model loading took' / 'Loading model weights took'",
+    "kv_cache_memory": "'Available KV cache memory' / 'the rest of the memory reserved for KV Cache'",
+    "gpu_blocks": "'# GPU blocks'",
+    "kv_cache_tokens": "'GPU KV cache size'",
+    "max_concurrency": "'Maximum concurrency'",
+}
 COUNT_PATTERNS = {
     "gpu_blocks": [rf"# (?:GPU|CUDA|cuda) blocks: {_NUM}", rf"num_gpu_blocks is: {_NUM}"],
     "kv_cache_tokens": [rf"GPU KV cache size: {_NUM} tokens"],
@@ -152,16 +236,14 @@ CONFIG_KEYS = {"tensor_parallel_size": int, "pipeline_parallel_size": int, "enfo
 
 
 def read_vllm_log(text: str, shown: str) -> Profile:
-    measured, scenario, info, notes = {}, {}, {}, []
-    for key, patterns in LOG_PATTERNS.items():
+    measured, scenario, info, notes, where = {}, {}, {}, [], {}
+    for key, patterns in {**LOG_PATTERNS, **COUNT_PATTERNS}.items():
         m = _search(patterns, text)
         if m:
             # vLLM computes "Loading model weights took N GB" in GiB too
-            measured[key] = float(m.group(1).replace(",", "")) * GIB
-    for key, patterns in COUNT_PATTERNS.items():
-        m = _search(patterns, text)
-        if m:
-            measured[key] = float(m.group(1).replace(",", ""))
+            measured[key] = float(m.group(1).replace(",", "")) * (GIB if key in LOG_PATTERNS else 1)
+            line = text.count("\n", 0, m.start()) + 1
+            where[key] = Location(shown, line, m.start() - text.rfind("\n", 0, m.start()))
     config = re.search(r"Initializing an? (V1 )?LLM engine \(v([\w.+-]+)\) with config: (.*)", text)
     if config:
         info["engine"] = "V1" if config.group(1) else "V0"
@@ -193,14 +275,14 @@ def read_vllm_log(text: str, shown: str) -> Profile:
     device = re.search(r"device_name=([A-Za-z0-9_]+)", text)
     if device:
         scenario["gpu"] = device.group(1).replace("_", " ")
-    if all(k in measured for k in OVERHEAD_PARTS):   # 001's "framework overhead", as vLLM splits it
-        measured["framework_overhead"] = sum(measured[k] for k in OVERHEAD_PARTS)
     if not measured:
         raise ProfileError("no vLLM memory lines found in the log", Location(shown),
                            hint="paste the startup log from 'Initializing ... LLM engine' to 'Maximum concurrency'")
     if not scenario.get("model"):
         notes.append("the log has no engine-config line; give --model")
-    return Profile(shown, "vllm-log", scenario, measured, info, notes)
+    missing = [EXPECTED_LOG_LINES[k] for k in EXPECTED_LOG_LINES
+               if k not in measured and (k != "kv_cache_tokens" or info.get("engine") != "V0")]
+    return Profile(shown, "vllm-log", scenario, measured, info, notes, where=where, missing=missing).check_measured()
 
 
 def _search(patterns, text):

@@ -16,12 +16,20 @@ GIB = 2 ** 30
 GB = 1e9
 
 
-def band(pct: float, catalog: Catalog) -> dict:
-    """001's quality band for an absolute % difference."""
-    for b in catalog.validation["quality_bands"]["bands"]:
+def band(pct: float | None, catalog: Catalog) -> dict:
+    """001's quality band for an absolute % difference (None: nothing to grade against)."""
+    bands = catalog.validation["quality_bands"]
+    if pct is None:
+        return dict(bands["not_graded"])
+    for b in bands["bands"]:
         if b["max"] is None or abs(pct) <= b["max"]:
             return {"name": b["name"], "symbol": b["symbol"]}
     raise ProfileError("quality_bands needs a last band with max: null")  # pragma: no cover
+
+
+def percent_difference(measured: float, calculated: float) -> float | None:
+    """001's % difference, (profiled - calculated) / profiled; None when the profile measured 0."""
+    return (measured - calculated) / measured * 100 if measured else None
 
 
 def profile_scenario(catalog: Catalog, profile, overrides: dict | None = None):
@@ -58,48 +66,70 @@ def _gpu_from_total(catalog: Catalog, total, profile) -> str:
 def compare(graph: FormulaGraph, catalog: Catalog, profile, overrides: dict | None = None) -> dict:
     """Every measured component beside its calculated value, with 001's quality bands."""
     sc = profile_scenario(catalog, profile, overrides)
-    result = ev.evaluate(graph, scn.bindings(graph, catalog, sc))
-    unit, scale = ("GB", GB) if profile.kind == "001-json" else ("GiB", GIB)
+    bindings = scn.bindings(graph, catalog, sc)
+    result = ev.evaluate(graph, bindings)
+    measured = _with_overhead(graph, bindings, profile.measured)
+    unit, scale = ("GB", GB) if profile.kind == "profiler-json" else ("GiB", GIB)
     view = profile.info.get("view") or catalog.validation["views"][profile.kind]
-    rows = []
-    for comp in catalog.validation["components"]:
-        if comp["measured"] not in profile.measured:
-            continue
-        formula = comp[view]
-        measured, calculated = profile.measured[comp["measured"]], float(result[formula])
-        pct = (measured - calculated) / measured * 100 if measured else float("nan")
-        rows.append({"key": comp["key"], "label": comp["label"], "formula": formula,
-                     "profiled": measured / scale, "calculated": calculated / scale,
-                     "difference": (measured - calculated) / scale, "pct": pct, **band(pct, catalog)})
+    rows = [_row(comp, comp[view], measured[comp["measured"]], float(result[comp[view]]), scale, catalog)
+            for comp in catalog.validation["components"] if comp["measured"] in measured]
     if not rows:
         raise ProfileError("the profile measures none of the compared components", None,
                            hint="a profile needs at least weights_memory or kv_cache_memory")
-    capacity = [{"label": c["label"], "profiled": profile.measured[c["measured"]],
-                 "calculated": float(result[c["formula"]]),
-                 "pct": (profile.measured[c["measured"]] - float(result[c["formula"]])) / profile.measured[c["measured"]] * 100}
-                for c in catalog.validation["capacity"] if profile.measured.get(c["measured"])]
+    capacity = [{"label": c["label"], "profiled": measured[c["measured"]], "calculated": float(result[c["formula"]]),
+                 "pct": percent_difference(measured[c["measured"]], float(result[c["formula"]]))}
+                for c in catalog.validation["capacity"] if measured.get(c["measured"])]
     total = next((r for r in rows if r["key"] == "total"), None)
     components = [r for r in rows if r["key"] != "total"]
-    overall_pct = total["pct"] if total else float(np.mean([abs(r["pct"]) for r in components]))
-    rec = catalog.validation["recommendations"]
-    advice = [{"label": r["label"], "pct": r["pct"], "text": rec[r["key"]]["higher" if r["pct"] > 0 else "lower"]}
-              for r in rows if abs(r["pct"]) > rec["threshold"]]
-    params = float(ev.evaluate(graph, scn.bindings(graph, catalog, sc, graph.inputs_for(["total_params"])),
-                               ["total_params"])["total_params"])
+    graded = [abs(r["pct"]) for r in components if r["pct"] is not None]
+    overall_pct = total["pct"] if total else (float(np.mean(graded)) if graded else None)
+    params = float(ev.evaluate(graph, bindings, ["total_params"])["total_params"])
     return {
         "profile": profile.path, "kind": profile.kind, "view": view, "unit": unit,
         "config_keys": [k for k in CONFIG_KEYS if view == "workload" or k not in WORKLOAD_KEYS],
         "given": sorted(k for k in profile.scenario if k in scn.KEYS), "scenario": sc.public(), "notes": sc.notes,
         "profile_notes": profile.notes, "model_id": sc.model.id, "model_params_b": params / 1e9,
         "profiled_params_b": (float(profile.info["model_params"]) / 1e9) if profile.info.get("model_params") else None,
-        "gpu_name": sc.gpu["name"], "gpu_id": sc.gpu_id, "gpu_count": sc.values["tensor_parallel_size"]
-        * sc.values.get("pipeline_parallel_size", 1), "gpu_memory": float(result["gpu_memory_total"]) / scale,
+        "gpu_name": sc.gpu["name"], "gpu_id": sc.gpu_id, "gpu_count": int(result["num_gpus"]),
+        "gpu_memory": float(result["gpu_memory_total"]) / scale,
         "components": components, "total": total, "capacity": capacity,
         "overall": {"pct": overall_pct, "basis": "total" if total else "mean absolute component error",
                     **band(overall_pct, catalog)},
-        "recommendations": advice, "confidence": profile.info.get("confidence"),
+        "missing_lines": profile.missing, "complete": not profile.missing,
+        "bands": catalog.validation["quality_bands"]["bands"],
+        "recommendations": _advice(rows, catalog), "recommendation_threshold": _threshold(catalog),
+        "confidence": profile.info.get("confidence"),
         "engine": profile.info.get("engine"), "vllm_version": profile.info.get("vllm_version"),
     }
+
+
+def _row(comp: dict, formula: str, measured: float, calculated: float, scale: float, catalog: Catalog) -> dict:
+    pct = percent_difference(measured, calculated)
+    return {"key": comp["key"], "label": comp["label"], "formula": formula, "profiled": measured / scale,
+            "calculated": calculated / scale, "difference": (measured - calculated) / scale, "pct": pct,
+            **band(pct, catalog)}
+
+
+def _with_overhead(graph: FormulaGraph, bindings: dict, measured: dict) -> dict:
+    """The measured figures, plus 001's framework overhead where a log gives its parts: the
+    runtime_overhead_memory formula evaluated with the logged parts pinned."""
+    parts = graph.formulas["runtime_overhead_memory"].deps
+    if "framework_overhead" in measured or not all(p in measured for p in parts):
+        return measured
+    pinned = ev.evaluate(graph, {**bindings, **{p: measured[p] for p in parts}}, ["runtime_overhead_memory"])
+    return {**measured, "framework_overhead": float(pinned["runtime_overhead_memory"])}
+
+
+def _threshold(catalog: Catalog) -> float:
+    return catalog.validation["recommendations"]["threshold"]
+
+
+def _advice(rows: list, catalog: Catalog) -> list:
+    """Recommendations for the components off by more than the catalog's threshold."""
+    rec = catalog.validation["recommendations"]
+    return [{"label": r["label"], "pct": r["pct"], "symbol": r["symbol"], "band": r["name"],
+             "direction": "higher" if r["pct"] > 0 else "lower", "text": rec[r["key"]]["higher" if r["pct"] > 0 else "lower"]}
+            for r in rows if r["pct"] is not None and abs(r["pct"]) > _threshold(catalog)]
 
 
 CONFIG_KEYS = ["tensor_parallel_size", "pipeline_parallel_size", "dtype", "quantization", "kv_cache_dtype",
@@ -148,16 +178,16 @@ def batch_summary(reports: list[dict], catalog: Catalog) -> dict:
     per_component = {}
     for label in labels:
         errs = [abs(row["pct"]) for r in reports for row in r["components"] + ([r["total"]] if r["total"] else [])
-                if row["label"] == label]
+                if row["label"] == label and row["pct"] is not None]
         if errs:
             per_component[label] = {"n": len(errs), "mean_abs_pct": float(np.mean(errs))}
 
     def size_class(b):
-        return "small (< 10B)" if b < 10 else ("medium (10-40B)" if b <= 40 else "large (> 40B)")
+        return next(c["name"] for c in catalog.validation["model_size_classes"] if c["max"] is None or b < c["max"])
 
     def grouped(key):
         groups = {}
-        for r in reports:
+        for r in [r for r in reports if r["overall"]["pct"] is not None]:
             groups.setdefault(key(r), []).append(abs(r["overall"]["pct"]))
         return [{"group": g, "n": len(v), "mean_abs_pct": float(np.mean(v))} for g, v in sorted(groups.items())]
 

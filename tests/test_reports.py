@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -138,6 +139,68 @@ def test_bad_profiles(tmp_path, content, suffix, message):
     path.write_text(content)
     output = cli("report", "validation", str(path), code=2)
     assert message in output and "Traceback" not in output
+
+
+YAML_PROFILE = "scenario: {model: meta-llama/Llama-3.1-8B-Instruct, gpu: h100}\nmeasured:\n"
+
+
+@pytest.mark.parametrize("measured, message", [
+    ("  weights_memory: -14.99 GiB\n  kv_cache_memory: 58 GiB\n", "p.yaml:3:19: measured weights_memory is negative"),
+    ("  weights_memory: 14.99 GiB\n  kv_cache_memory: 0\n", "p.yaml:4:20: measured kv_cache_memory is 0"),
+    ("  weights_memory: [14.99]\n", "measured.weights_memory must be a number or a quantity"),
+    ("  weights_memory: .nan\n", "p.yaml:3:19: '.nan' is not an ordinary number"),
+])
+def test_impossible_measurements_refused(tmp_path, measured, message):
+    """Negative or zero memory used to be graded ("+200.6 % Poor", "nan%"); now it names the field."""
+    path = tmp_path / "p.yaml"
+    path.write_text(YAML_PROFILE + measured)
+    for command in ("validation", "writeup"):
+        output = cli("report", command, str(path), code=2)
+        assert message in output and "Traceback" not in output and len(output) < 2000, output
+
+
+def test_zero_that_vllm_can_measure_is_not_graded(tmp_path):
+    path = tmp_path / "eager.yaml"
+    path.write_text(YAML_PROFILE + "  weights_memory: 14.99 GiB\n  kv_cache_memory: 54 GiB\n  cuda_graph_memory: 0\n")
+    text = cli("report", "validation", str(path))
+    assert "| CUDA Graphs | 0.00 | 0.92 | -0.92 | n/a (profiled 0) | – Not graded |" in text
+    assert "nan" not in text
+
+
+def test_zero_in_a_log_is_located(tmp_path):
+    log = (PROFILES / "vllm_v1_mixtral_tp2.log").read_text().replace("memory: 28.44 GiB", "memory: 0.00 GiB")
+    (tmp_path / "zero.log").write_text(log)
+    output = cli("report", "validation", str(tmp_path / "zero.log"), code=2)
+    assert "zero.log:8:" in output and "measured kv_cache_memory is 0" in output
+
+
+def test_truncated_log_verdict_lists_missing_lines(tmp_path):
+    lines = (PROFILES / "vllm_v1_mixtral_tp2.log").read_text().splitlines(keepends=True)
+    (tmp_path / "cut.log").write_text("".join(lines[:7]))     # stops before the KV-cache lines
+    text = cli("report", "validation", str(tmp_path / "cut.log"))
+    summary = text.split("## Summary")[1]
+    assert "**INCOMPLETE LOG**" in summary and "the log lacks 4 lines" in summary
+    for line in ("'Available KV cache memory'", "'# GPU blocks'", "'GPU KV cache size'", "'Maximum concurrency'"):
+        assert line in summary, line
+    complete = cli("report", "validation", "vllm_v1_mixtral_tp2.log")
+    assert "INCOMPLETE" not in complete
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model_weights_gb", '"13.4 GB"', 'memory_breakdown.model_weights_gb must be a number'),
+    ("kv_cache_gb", "true", "memory_breakdown.kv_cache_gb must be a number"),
+    ("count", '"two"', "gpu_info.count must be a whole number"),
+    ("tensor_parallel_size", "1.5", "benchmark_parameters.tensor_parallel_size must be a whole number"),
+    ("model_weights_gb", "-13.4", "measured weights_memory is negative"),
+    ("model_weights_gb", "NaN", "measured weights_memory is not a finite number"),
+])
+def test_profiler_json_strings_are_located(tmp_path, field, value, message):
+    text = (PROFILES / "profile_001_llama2_7b_mi300x.json").read_text()
+    text = re.sub(rf'"{field}": [^,}}]+', f'"{field}": {value}', text, count=1)
+    (tmp_path / "p.json").write_text(text)
+    output = cli("report", "validation", str(tmp_path / "p.json"), code=2)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if f'"{field}"' in t)
+    assert message in output and f"p.json:{line}:" in output and "Traceback" not in output, output
 
 
 def test_writeup_names_what_is_not_measured(tmp_path):

@@ -286,9 +286,10 @@ def explain(name, scenario_file, formula_dirs, catalog_dirs, variant, latex, **o
 def check(formula_dirs, catalog_dirs):
     """Load every formula and catalog file, report all problems, then run every worked example."""
     from . import evaluate as ev
+    from . import scenario as scn
 
     g, c = load(formula_dirs, catalog_dirs)
-    failures = ev.run_checks(g)
+    failures = scn.unresolved_sources(g, c) + ev.run_checks(g)
     n_checks = sum(len(f.checks) for f in g.files)
     if failures:
         raise ErrorList(failures)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import units, yamlsafe
 from .catalog import Catalog, Model
-from .errors import EngineError, Location, ScenarioError, shorten
+from .errors import EngineError, Location, ScenarioError, SchemaError, shorten
 from .graph import FormulaGraph
 from .scenario_keys import KEYS
 
@@ -144,7 +144,7 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
     framework_id, framework = catalog.resolve("frameworks", values.get("framework", "vllm"))
     notes = []
     _engine_defaults(framework, values, origins, gpu)
-    _max_model_len(values, origins, model, notes)
+    _max_model_len(values, origins, model, notes, "launcher" in framework)   # only vLLM's sizing reads it
     _refuse_choices(framework, values)
     dtype = _resolve_dtype(catalog, values["dtype"], model, gpu_id, gpu, notes)
     quant_id, quant = _resolve_quant(catalog, values.get("quantization"), model, gpu_id, gpu, notes)
@@ -183,15 +183,14 @@ def _refuse_choices(framework: dict, values: dict):
                                 hint=f"source: {shorten(framework.get('engine_choices_source', 'catalogs'), 200)}")
 
 
-def _max_model_len(values: dict, origins: dict, model: Model, notes: list):
+def _max_model_len(values: dict, origins: dict, model: Model, notes: list, reads_max_model_len: bool):
     """The model's limit when none was given, as vLLM does; a limit the model lacks is refused, never capped."""
     limit = model.arch["max_position_embeddings"]
     if "max_model_len" not in values:
         values["max_model_len"], origins["max_model_len"] = limit, "model max_position_embeddings"
-        notes.append(f"max_model_len {limit:,} is {model.id}'s max_position_embeddings (vLLM's default); "
-                     "give --max-model-len to size shorter requests")
-        if values.get("framework", "vllm") != "vllm":
-            notes.pop()   # only vLLM's sizing reads max_model_len
+        if reads_max_model_len:
+            notes.append(f"max_model_len {limit:,}: {model.id}'s max_position_embeddings, vLLM's default when "
+                         "none is given")
     elif np.any(np.asarray(values["max_model_len"]) > limit):
         given = "--max-model-len" if origins.get("max_model_len") == "given" else "max_model_len of the default scenario"
         raise ScenarioError(f"{given} {values['max_model_len']} exceeds {model.id}'s max_position_embeddings "
@@ -319,3 +318,51 @@ def _magnitude(raw, decl):
         return raw       # a plain number is a magnitude in the unit the input declares
     raise EngineError(f"input '{decl.name}' got {raw!r} from {decl.source_path}", decl.location,
                       expected=f"a number or a quantity in {decl.unit_text}")
+
+
+def unresolved_sources(graph: FormulaGraph, catalog: Catalog) -> list[EngineError]:
+    """Inputs whose `from:` path leads to no value in any record it can read: a typo is found by
+    `check`, not by the first user whose scenario reaches it. Records are sampled through real
+    scenarios: every GPU, model and framework in the catalog, over the default scenario."""
+    contexts = []
+    for key, table in (("gpu", catalog.gpus), ("model", catalog.models), ("framework", catalog.frameworks)):
+        for rid in table:
+            try:
+                contexts.append(_context(catalog, resolve(catalog, {key: rid})))
+            except EngineError:
+                continue     # a record the default scenario cannot use (e.g. a GPU too small) is sampled no further
+    contexts.append({"scenario": dict.fromkeys(KEYS, 0)})
+    errors = []
+    for decl in graph.inputs.values():
+        if decl.source_path and not any(_resolves(ctx, decl.source_path) for ctx in contexts):
+            errors.append(_unresolved(decl, contexts))
+    return errors
+
+
+def _resolves(node, path: str) -> bool:
+    for part in path.split("."):
+        if not isinstance(node, dict) or node.get(part) is None:
+            return False
+        node = node[part]
+    return True
+
+
+def _unresolved(decl, contexts) -> EngineError:
+    """The error for a path no record holds, at its first missing step, with the likeliest key."""
+    import difflib
+
+    parts = decl.source_path.split(".")
+    i = next(i for i in range(len(parts)) if not any(_resolves(c, ".".join(parts[:i + 1])) for c in contexts))
+    parent = ".".join(parts[:i])
+    known = sorted({str(k) for c in contexts for k in (_at(c, parent) or {})})
+    close = difflib.get_close_matches(parts[i], known, n=1)
+    return SchemaError(f"input '{decl.name}' reads {decl.source_path}, but no record has "
+                       f"{'.'.join(parts[:i + 1])}", decl.location, width=len(decl.name),
+                       hint=f"did you mean {parent + '.' if parent else ''}{close[0]}?" if close
+                       else f"{parent or 'a path'} starts with one of: {', '.join(known[:12])}")
+
+
+def _at(node, path: str):
+    for part in filter(None, path.split(".")):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None

@@ -12,7 +12,7 @@ from engine.errors import ErrorList
 from .conftest import FIXTURES
 
 BAD = FIXTURES / "bad"
-LOAD_FAILURES = sorted(p.name for p in BAD.iterdir() if p.is_dir() and p.name != "failing_check")
+LOAD_FAILURES = sorted(p.name for p in BAD.iterdir() if p.is_dir() and p.name not in ("failing_check", "unresolved_from"))
 
 
 @pytest.mark.parametrize("case", LOAD_FAILURES)
@@ -53,3 +53,11 @@ def test_shipped_files_are_clean():
     run = _cli("check", cwd=BAD.parent)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("ok:") and "worked examples hold" in run.stdout
+
+
+def test_cli_check_resolves_from_paths(file_regression):
+    """A `from:` path no catalog record holds is a declaration error of `check`, with the likely key."""
+    run = _cli("check", "--formulas", "unresolved_from", cwd=BAD)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "hint: did you mean model.num_attention_heads?" in run.stderr
+    file_regression.check(run.stderr, basename="unresolved_from", extension=".txt")

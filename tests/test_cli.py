@@ -138,10 +138,29 @@ def test_user_formulas_from_environment(tmp_path, monkeypatch):
         "    doc: KV cache of one full-length request, in GiB.\n"
         "    expr: max_model_len * kv_cache_bytes_per_token_paged\n    unit: GiB\n")
     monkeypatch.setenv("LLM_SIZER_FORMULAS", str(tmp_path))
-    data = json.loads(run("size", "--json").output)["results"]
+    data = json.loads(run("size", "--json", "--max-model-len", "8192").output)["results"]
     assert data["kv_cache_gib_per_request"] == {"value": 1.0, "unit": "GiB"}   # 8,192 x 131,072 bytes
     (tmp_path / "mine.yaml").write_text(
         "schema: 1\ntitle: Broken\nformulas:\n  oops:\n    doc: Adds seconds to bytes.\n"
         "    expr: ttft + weight_memory_per_gpu\n    unit: s\n")
     result = CliRunner().invoke(main, ["check"])
     assert result.exit_code == 2 and "cannot add" in result.output and "mine.yaml:6:11" in result.output
+
+
+def test_calibrate_write_goes_to_the_user_catalogs(tmp_path, monkeypatch):
+    """A fit is written where the user's catalogs are read from, never into the installed package."""
+    from engine import paths
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("LLM_SIZER_CATALOGS", raising=False)
+    builtin_fit = (paths.builtin("catalogs") / "fits" / "vllm_memory.yaml").read_text()
+    result = run("calibrate", "memory", "--write")
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "config" / "llm-sizer" / "catalogs" / "fits" / "vllm_memory.yaml"
+    assert f"wrote {written}" in result.output and written.is_file()
+    assert (paths.builtin("catalogs") / "fits" / "vllm_memory.yaml").read_text() == builtin_fit
+    assert paths.user_catalogs() in paths.search_path("catalogs")          # and it is read from then on
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert run("calibrate", "memory", "--catalogs", str(mine), "--write").exit_code == 0
+    assert (mine / "fits" / "vllm_memory.yaml").is_file()

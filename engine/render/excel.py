@@ -17,7 +17,8 @@ from ..evaluate import Result, derive
 
 GIB = 2 ** 30
 BREAKDOWN = [("Weights", "weight_memory_per_gpu"), ("Activation peak", "activation_peak_memory"),
-             ("Non-torch memory", "non_torch_memory"), ("CUDA graphs", "cuda_graph_memory"),
+             ("Non-torch memory", "non_torch_memory"), ("CUDA context", "cuda_context_memory"),
+             ("CUDA graphs", "cuda_graph_memory"),
              ("KV cache", "available_kv_cache_memory")]
 HEADER = {"bold": True}
 
@@ -45,7 +46,7 @@ def build(result: Result, sc, catalog) -> bytes:
     used_inputs = [n for n in graph.inputs if n in result.values]
     _inputs_sheet(wb, inputs, graph, result, used_inputs, Font(**HEADER))
     _calculation_sheet(wb, graph, result, Font(**HEADER))
-    _breakdown_sheet(wb, result, Font(**HEADER))
+    _breakdown_sheet(wb, result, sc, Font(**HEADER))
     if "ttft" in result:
         _latency_sheet(wb, Font(**HEADER))
     _catalog_sheet(wb, sc, catalog, Font(**HEADER))
@@ -121,21 +122,35 @@ def _calculation_sheet(wb, graph, result, bold):
         ws.column_dimensions[col].width = width
 
 
-def _breakdown_sheet(wb, result, bold):
+def _breakdown_sheet(wb, result, sc, bold):
     from openpyxl.chart import BarChart, Reference
+
+    from .terminal import MINIMUM, uses_vllm_budget, verdict
 
     ws = wb.create_sheet("Breakdown")
     ws.append(["memory per GPU", "GiB", "GB"])
     for c in ws[1]:
         c.font = bold
-    for label, name in BREAKDOWN:
+    names = sc.framework["memory_model"]["verdict"]
+    vllm_budget = uses_vllm_budget(sc)
+    rows = BREAKDOWN if vllm_budget else MINIMUM
+    for label, name in rows:
         ws.append([label, f"={name}/{GIB}", f"={name}/1000000000"])
-    end = len(BREAKDOWN) + 1
-    ws.append(["total (vLLM budget + graphs)", f"=SUM(B2:B{end})", f"=SUM(C2:C{end})"])
+    end = len(rows) + 1
+    ws.append(["in use per GPU (budget + context + graphs)" if vllm_budget else "needed per GPU (004's minimum)",
+               f"=SUM(B2:B{end})", f"=SUM(C2:C{end})"])
     ws.append(["GPU total (runtime)", f"=gpu_memory_total/{GIB}", "=gpu_memory_total/1000000000"])
+    ws.append(["memory shortfall per GPU", f"={names['shortfall']}/{GIB}", f"={names['shortfall']}/1000000000"])
     for row in ws.iter_rows(min_row=2, min_col=2, max_col=3):
         for c in row:
             c.number_format = "0.00"
+    # The verdict, live: Excel recomputes it from the same formulas when an input changes.
+    ws.append([])
+    ws.append(["verdict", f'=IF({names["fits"]}=1,"fits","does NOT fit")',
+               f"engine: {'fits' if verdict(result, sc)['fits'] else 'does NOT fit'}"])
+    for condition in names["conditions"]:
+        ws.append([condition, f"={condition}"])
+    ws.append(["variant", result.variant or "none (the default formulas)"])
     ws.column_dimensions["A"].width = 30
     chart = BarChart()
     chart.type, chart.grouping, chart.overlap = "bar", "stacked", 100

@@ -94,13 +94,13 @@ def key_figures(sc) -> list:
     return KEY_FIGURES[sc.framework["memory_model"]["verdict"]["fits"]]
 
 
-def _uses_vllm_budget(sc) -> bool:
+def uses_vllm_budget(sc) -> bool:
     return not (sc.framework.get("memory_model") or {}).get("formulas_not_used")
 
 
 def breakdown_rows(result: Result, sc) -> list:
     """(label, bytes) for the per-GPU memory table: vLLM's budget and what lies outside it, or the workload minimum."""
-    if not _uses_vllm_budget(sc):
+    if not uses_vllm_budget(sc):
         rows = [(label, scalar(result[name])) for label, name in MINIMUM]
         rows.append((f"= needed per GPU under {sc.framework.get('name')}", scalar(result["minimum_memory_per_gpu"])))
         rows.append(("GPU total (runtime)", scalar(result["gpu_memory_total"])))
@@ -116,7 +116,7 @@ def capacity_lines(result: Result, sc) -> list:
     v = lambda n: scalar(result[n])  # noqa: E731
     s = sc.values
     verdict_ = verdict(result, sc)
-    if _uses_vllm_budget(sc):
+    if uses_vllm_budget(sc):
         lines = [f"KV cache: {format_number(v('kv_cache_bytes_per_token'))} bytes/token/GPU, "
                  f"{format_number(v('num_gpu_blocks'))} blocks of {s['block_size']} tokens = "
                  f"{format_number(v('kv_cache_tokens'))} tokens; max concurrency at "
@@ -135,7 +135,7 @@ def capacity_lines(result: Result, sc) -> list:
                      f"TTFT {v('ttft') * 1000:.1f} ms ({bound('prefill_compute_bound')}), inter-token "
                      f"{v('inter_token_latency') * 1000:.2f} ms ({bound('decode_compute_bound')}), end-to-end "
                      f"{v('e2e_latency'):.2f} s, {v('output_throughput'):,.0f} output tokens/s")
-    if _uses_vllm_budget(sc):
+    if uses_vllm_budget(sc):
         lines.append(f"Workload {s['batch_size']} x ({s['input_tokens']:g} + {s['output_tokens']:g}) tokens needs at "
                      f"least {v('minimum_memory_per_gpu') / GIB:.2f} GiB per GPU (004's minimum; vLLM reserves its "
                      "budget whatever the workload).")
@@ -154,7 +154,7 @@ def headline(sc, result: Result | None = None) -> str:
 def size_report(result: Result, sc, command: str) -> str:
     s = sc.values
     out = [headline(sc, result), ""]
-    if _uses_vllm_budget(sc):
+    if uses_vllm_budget(sc):
         out.append(f"Per GPU: the runtime reports {compact(result['gpu_memory_total'])}; vLLM's budget is "
                    f"{s['gpu_memory_utilization']:g} x that = {compact(result['gpu_memory_budget'])}")
     else:

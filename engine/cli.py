@@ -478,18 +478,18 @@ def calibrate():
     """Fit calibratable constants from measurements."""
 
 
-def _emit_fit(name: str, fit: dict, command: str, write: bool):
-    """Print a fit, or write it to catalogs/fits/<name>.yaml atomically."""
+def _emit_fit(name: str, fit: dict, command: str, write: bool, catalog_dirs=()):
+    """Print a fit, or write it to <catalog dir>/fits/<name>.yaml atomically (paths.writable_catalogs)."""
     import yaml
 
     from . import output
 
-    text = (f"# catalogs/fits/{name}.yaml — written by `{command}`; do not edit by hand.\n"
+    text = (f"# fits/{name}.yaml — written by `{command}`; do not edit by hand.\n"
             + yaml.safe_dump({"schema": 1, "fits": {name: fit}}, sort_keys=False, width=120, allow_unicode=True))
     if write:
-        target = paths.builtin("catalogs") / "fits" / f"{name}.yaml"
+        target = paths.writable_catalogs(catalog_dirs) / "fits" / f"{name}.yaml"
         output.write_atomic(target, text)
-        click.echo(f"wrote {target}")
+        click.echo(f"wrote {target} (read after the built-in catalogs: its records replace theirs)")
     else:
         click.echo(text)
 
@@ -497,20 +497,22 @@ def _emit_fit(name: str, fit: dict, command: str, write: bool):
 @calibrate.command("memory")
 @_data_options
 @click.option("--version", "version", default="0.19", show_default=True, help="vLLM version of the profiles to fit on.")
-@click.option("--write", is_flag=True, help="Write catalogs/fits/vllm_memory.yaml (atomically).")
+@click.option("--write", is_flag=True, help="Write fits/vllm_memory.yaml into your catalog directory (the last --catalogs, "
+              "else $LLM_SIZER_CATALOGS, else ~/.config/llm-sizer/catalogs).")
 @_user_errors
 def calibrate_memory(formula_dirs, catalog_dirs, version, write):
     """Fit vLLM's activation-peak, non-torch, CUDA-context and CUDA-graph constants."""
     from . import fitting
 
     g, c = load(formula_dirs, catalog_dirs)
-    _emit_fit("vllm_memory", fitting.fit_vllm_memory(g, c, version), "llm-sizer calibrate memory --write", write)
+    _emit_fit("vllm_memory", fitting.fit_vllm_memory(g, c, version), "llm-sizer calibrate memory --write", write,
+              catalog_dirs)
 
 
 @calibrate.command("latency")
 @_data_options
 @click.option("--gpu", "gpu", default="h100-sxm", show_default=True, help="GPU whose latency profiles to fit.")
-@click.option("--write", is_flag=True, help="Write catalogs/fits/roofline_<gpu>.yaml (atomically).")
+@click.option("--write", is_flag=True, help="Write fits/roofline_<gpu>.yaml into your catalog directory (as for calibrate memory).")
 @_user_errors
 def calibrate_latency(formula_dirs, catalog_dirs, gpu, write):
     """Fit bandwidth efficiency and prefill MFU from measured TTFT/ITL (002's workflow)."""
@@ -521,7 +523,7 @@ def calibrate_latency(formula_dirs, catalog_dirs, gpu, write):
     fit = fitting.fit_latency(g, c, gid)
     for line in fit["verdict"]:
         click.echo(line)
-    _emit_fit(f"roofline_{gid}", fit, f"llm-sizer calibrate latency --gpu {gid} --write", write)
+    _emit_fit(f"roofline_{gid}", fit, f"llm-sizer calibrate latency --gpu {gid} --write", write, catalog_dirs)
 
 
 @main.command("list")

@@ -87,8 +87,12 @@ class Catalog:
             if k == m.id or k.lower() == m.id.lower() or k.lower() in m.aliases:
                 return m
         path = Path(k)
-        if path.suffix == ".json" or path.name == "config.json" or path.is_dir():
-            return import_config(path / "config.json" if path.is_dir() else path)
+        try:
+            is_dir = path.is_dir()
+        except OSError:     # a name too long to be a path: not one
+            is_dir = False
+        if path.suffix == ".json" or path.name == "config.json" or is_dir:
+            return import_config(path / "config.json" if is_dir else path)
         raise _unknown("model", k, [m.id for m in self.models.values()], where,
                        "give a catalog id, or the path of a Hugging Face config.json")
 

@@ -240,3 +240,33 @@ def test_sizing_report_with_latency(case, tmp_path, file_regression):
     text = (tmp_path / "sizing.md").read_text()
     assert "Latency at batch" in text and "TTFT" in text
     file_regression.check(text, basename=f"sizing_{case}", extension=".md")
+
+
+@pytest.mark.parametrize("template", ["writeup.md.j2", "validation.md.j2", "batch_summary.md.j2"])
+def test_report_templates_do_no_arithmetic(template):
+    """Numbers worth printing are formulas (or 001's comparisons, made in Python): templates only format."""
+    from jinja2 import nodes
+
+    from engine import paths
+    from engine.render import markdown
+
+    source = (paths.builtin("templates") / template).read_text(encoding="utf-8")
+    tree = markdown.environment().parse(source)
+    arithmetic = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow)
+    found = [type(n).__name__ for n in tree.find_all(arithmetic)]
+    assert not found, f"{template} computes: {found}"
+    assert not any(n.value in (5, 20) for n in tree.find_all(nodes.Const) if isinstance(n.value, int)), \
+        "band thresholds come from catalogs/validation.yaml"
+
+
+def test_recommendation_threshold_from_catalog(graph, catalog, monkeypatch):
+    import copy
+
+    from engine import validation
+
+    strict = copy.copy(catalog)
+    strict.validation = copy.deepcopy(catalog.validation)
+    strict.validation["recommendations"]["threshold"] = 0.5
+    report = validation.compare(graph, strict, profiles.read(PROFILES / "vllm_v1_mixtral_tp2.log"))
+    assert report["recommendation_threshold"] == 0.5
+    assert {a["label"] for a in report["recommendations"]} >= {"Activations", "Non-torch Memory", "CUDA Graphs"}

@@ -29,8 +29,6 @@ ELIDED = "..."
 # README blocks known to differ from what the command prints today, by command. Each is still run and
 # must still differ: when one matches, the test fails until it is removed from here.
 DRIFTING: dict[str, str] = {
-    "llm-sizer size": "max_model_len now defaults to max_position_embeddings; workload line reworded",
-    "llm-sizer size --model meta-llama/Llama-3.1-70B-Instruct --gpu l4": "the does-not-fit verdict was reworded",
     "llm-sizer calibrate latency --gpu h100-sxm --write": "--write now writes to the user catalog directory",
     "llm-sizer accuracy --latency": "the table's layout (header rule, alignment) changed",
     "llm-sizer explain kv_cache_bytes_per_token --model MultiverseComputingCAI/HyperNova-60B --gpu rtx-5090 "

@@ -25,13 +25,14 @@ CONDITIONS = {
     "fits_gpu_memory": "in use per GPU {total_memory_per_gpu} exceeds the GPU's {gpu_memory_total} "
                        "by {gpu_memory_overcommit}",
     "fits_one_request": "the KV cache holds {kv_cache_tokens:n} tokens, fewer than one request of max_model_len "
-                        "{max_model_len:n}; the budget is short by {request_kv_cache_shortfall} "
-                        "(--max-model-len {max_model_len_that_fits:n} would fit)",
+                        "{max_model_len:n}; the budget is short by {request_kv_cache_shortfall}",
     "fits_workload": "the workload needs {workload_kv_cache_tokens:n} tokens of KV cache, it holds "
                      "{kv_cache_tokens:n}; the budget is short by {workload_kv_cache_shortfall}",
     "minimum_memory_fits": "the workload needs {minimum_memory_per_gpu} per GPU, the GPU has {gpu_memory_total}; "
                            "short by {minimum_memory_shortfall}",
 }
+# A way out, shown when its figure is positive.
+HINTS = {"fits_one_request": ("max_model_len_that_fits", " (--max-model-len {max_model_len_that_fits:d} would fit)")}
 KEY_FIGURES = {"fits": ["kv_cache_tokens", "available_kv_cache_memory", "weight_memory_per_gpu",
                         "kv_cache_bytes_per_token", "memory_shortfall"],
                "minimum_memory_fits": ["minimum_memory_per_gpu", "workload_kv_cache_memory", "weight_memory_per_gpu",
@@ -75,7 +76,10 @@ def condition_text(result: Result, sc, condition: str) -> str:
     class Figures(dict):
         def __missing__(self, name):
             return _Figure(scalar(result[name]), result.unit(name))
-    return CONDITIONS[condition].format_map(Figures())
+    figures = Figures()
+    hint = HINTS.get(condition)
+    text = CONDITIONS[condition] + (hint[1] if hint and figures[hint[0]] > 0 else "")
+    return text.format_map(figures)
 
 
 class _Figure(float):
@@ -87,6 +91,8 @@ class _Figure(float):
     def __format__(self, spec):
         if spec == "n":
             return format_number(self)
+        if spec == "d":      # a value to type as an option
+            return str(int(self))
         return f"{self / GIB:.2f} GiB" if self.unit.startswith("byte") else format_number(self)
 
 

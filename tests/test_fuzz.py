@@ -65,7 +65,7 @@ SCENARIO_DOCS = st.one_of(
     st.lists(VALUES, max_size=3), NUMBERS, WORDS)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=80)
 @given(doc=SCENARIO_DOCS, raw=st.one_of(st.none(), st.text(max_size=200)))
 def test_scenario_files(tmp_path_factory, doc, raw):
     path = tmp_path_factory.mktemp("scenario") / "s.yaml"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,14 +116,21 @@ def read_profiler_json(text: str, shown: str) -> Profile:
     scenario = {"model": model_id,
                 "tensor_parallel_size": int(number("benchmark_parameters.tensor_parallel_size",
                                                    bench.get("tensor_parallel_size"), integer=True) or count),
-                "batch_size": bench.get("batch_size"), "input_tokens": bench.get("input_len", bench.get("input_tokens")),
-                "output_tokens": bench.get("output_len", bench.get("output_tokens")),
+                "batch_size": number("benchmark_parameters.batch_size", bench.get("batch_size"), integer=True),
+                "input_tokens": number("benchmark_parameters.input_len", bench.get("input_len", bench.get("input_tokens")),
+                                       integer=True),
+                "output_tokens": number("benchmark_parameters.output_len",
+                                        bench.get("output_len", bench.get("output_tokens")), integer=True),
                 "dtype": _dtype(bench.get("dtype")), "quantization": bench.get("quantization"),
                 "kv_cache_dtype": bench.get("kv_cache_dtype")}
     if gpu.get("gpu_type") or gpu.get("name"):
         scenario["gpu"] = gpu.get("gpu_type") or gpu.get("name")
     measured, where = {}, {}
-    peaks = (doc.get("memory_measurements") or {}).get("per_gpu_peak") or []
+    measurements = doc.get("memory_measurements") or {}
+    if not isinstance(measurements, dict):
+        raise ProfileError("memory_measurements must be an object", _json_where(text, shown, "memory_measurements"),
+                           hint='001\'s profiler writes "memory_measurements": {"per_gpu_peak": [...]}')
+    peaks = measurements.get("per_gpu_peak") or []
     if not isinstance(peaks, list):
         raise ProfileError("memory_measurements.per_gpu_peak must be a list", _json_where(text, shown, "per_gpu_peak"))
     if peaks:
@@ -140,8 +148,18 @@ def read_profiler_json(text: str, shown: str) -> Profile:
         if breakdown.get(key) is not None:
             measured[name] = number(f"memory_breakdown.{key}", breakdown[key]) * GB
             where[name] = _json_where(text, shown, key)
-    info = {"model_params": number("model_info.params", model.get("params") or model.get("model_params")),
-            "gpu_name": scenario.get("gpu"), "gpu_count": count, "confidence": breakdown.get("confidence_levels"),
+    confidence = breakdown.get("confidence_levels")
+    if confidence is not None and not (isinstance(confidence, dict)
+                                       and all(isinstance(v, (str, int, float)) for v in confidence.values())):
+        raise ProfileError("memory_breakdown.confidence_levels must map components to levels",
+                           _json_where(text, shown, "confidence_levels"), found=shorten(json.dumps(confidence)),
+                           expected='e.g. {"overall": "high", "weights": "medium"}')
+    params = number("model_info.params", model.get("params") or model.get("model_params"))
+    if params is not None and params <= 0:
+        raise ProfileError("model_info.params must be more than 0", _json_where(text, shown, "params"),
+                           found=f"{params:g}")
+    info = {"model_params": params,
+            "gpu_name": scenario.get("gpu"), "gpu_count": count, "confidence": confidence,
             "vram_gb": number("gpu_info.vram_gb", gpu.get("vram_gb"))}
     return Profile(shown, "profiler-json", {k: v for k, v in scenario.items() if v is not None}, measured, info,
                    where=where).check_measured()
@@ -157,14 +175,14 @@ def _json_where(text: str, shown: str, key: str) -> Location:
 
 
 def _json_number(text: str, shown: str, name: str, value, integer: bool = False):
-    """A number the profiler wrote; None stays None. Strings, booleans and the rest are refused."""
+    """A finite number the profiler wrote; None stays None. Strings, booleans, NaN and the rest are refused."""
     if value is None:
         return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok and integer and value != int(value):
         ok = False
     if not ok:
-        raise ProfileError(f"{name} must be {'a whole number' if integer else 'a number'}",
+        raise ProfileError(f"{name} must be {'a whole number' if integer else 'a finite number'}",
                            _json_where(text, shown, name.split(".")[-1].replace("[]", "")),
                            found=shorten(json.dumps(value)), hint="001's profiler writes plain JSON numbers")
     return value

@@ -3,13 +3,15 @@ recommendations; its CSV record and the batch summary over several profiles.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from . import evaluate as ev
 from . import scenario as scn
 from . import units
 from .catalog import Catalog
-from .errors import ProfileError
+from .errors import EngineError, Location, ProfileError
 from .graph import FormulaGraph
 
 GIB = 2 ** 30
@@ -32,8 +34,25 @@ def percent_difference(measured: float, calculated: float) -> float | None:
     return (measured - calculated) / measured * 100 if measured else None
 
 
+@contextlib.contextmanager
+def about(profile):
+    """Errors about what a profile describes (its scenario, values the formulas refuse) name the profile."""
+    try:
+        yield
+    except EngineError as exc:
+        if exc.location is None:
+            exc.location = Location(profile.path)
+            exc.hint = exc.hint or "the value comes from the profile; correct it there or override it on the command line"
+        raise
+
+
 def profile_scenario(catalog: Catalog, profile, overrides: dict | None = None):
     """The scenario a profile describes; `overrides` (model, gpu, quantization, ...) win."""
+    with about(profile):
+        return _profile_scenario(catalog, profile, overrides)
+
+
+def _profile_scenario(catalog: Catalog, profile, overrides: dict | None = None):
     given = {k: v for k, v in profile.scenario.items() if k in scn.KEYS}
     given.update({k: v for k, v in (overrides or {}).items() if v is not None})
     notes = []
@@ -66,9 +85,10 @@ def _gpu_from_total(catalog: Catalog, total, profile) -> str:
 def compare(graph: FormulaGraph, catalog: Catalog, profile, overrides: dict | None = None) -> dict:
     """Every measured component beside its calculated value, with 001's quality bands."""
     sc = profile_scenario(catalog, profile, overrides)
-    bindings = scn.bindings(graph, catalog, sc)
-    result = ev.evaluate(graph, bindings)
-    measured = _with_overhead(graph, bindings, profile.measured)
+    with about(profile):
+        bindings = scn.bindings(graph, catalog, sc)
+        result = ev.evaluate(graph, bindings)
+        measured = _with_overhead(graph, bindings, profile.measured)
     unit, scale = ("GB", GB) if profile.kind == "profiler-json" else ("GiB", GIB)
     view = profile.info.get("view") or catalog.validation["views"][profile.kind]
     rows = [_row(comp, comp[view], measured[comp["measured"]], float(result[comp[view]]), scale, catalog)

@@ -13,7 +13,7 @@ from . import scenario as scn
 from .catalog import Catalog
 from .errors import ProfileError
 from .graph import FormulaGraph
-from .validation import GB, GIB, band, profile_scenario
+from .validation import GB, GIB, about, band, profile_scenario
 
 MIB = 2 ** 20
 PREDICTED = ("weight_memory_per_gpu", "activation_peak_memory", "non_torch_memory", "cuda_graph_memory",
@@ -61,8 +61,9 @@ class Pinned:
 def writeup(graph: FormulaGraph, catalog: Catalog, profile, overrides: dict | None = None) -> dict:
     """Everything 000's write-up shows, recomputed; each of the source's claims checked."""
     sc = profile_scenario(catalog, profile, overrides)
-    bindings = scn.bindings(graph, catalog, sc)
-    ours = ev.evaluate(graph, bindings)
+    with about(profile):
+        bindings = scn.bindings(graph, catalog, sc)
+        ours = ev.evaluate(graph, bindings)
     pinned = Pinned(graph, bindings)
     m, notes = profile.measured, list(profile.notes)
     weights, kv, tokens = m.get("weights_memory"), m.get("kv_cache_memory"), m.get("kv_cache_tokens")

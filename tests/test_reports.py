@@ -187,12 +187,13 @@ def test_truncated_log_verdict_lists_missing_lines(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("model_weights_gb", '"13.4 GB"', 'memory_breakdown.model_weights_gb must be a number'),
-    ("kv_cache_gb", "true", "memory_breakdown.kv_cache_gb must be a number"),
+    ("model_weights_gb", '"13.4 GB"', 'memory_breakdown.model_weights_gb must be a finite number'),
+    ("kv_cache_gb", "true", "memory_breakdown.kv_cache_gb must be a finite number"),
     ("count", '"two"', "gpu_info.count must be a whole number"),
     ("tensor_parallel_size", "1.5", "benchmark_parameters.tensor_parallel_size must be a whole number"),
     ("model_weights_gb", "-13.4", "measured weights_memory is negative"),
-    ("model_weights_gb", "NaN", "measured weights_memory is not a finite number"),
+    ("model_weights_gb", "NaN", "memory_breakdown.model_weights_gb must be a finite number"),
+    ("params", "-6.7e9", "model_info.params must be more than 0"),
 ])
 def test_profiler_json_strings_are_located(tmp_path, field, value, message):
     text = (PROFILES / "profile_001_llama2_7b_mi300x.json").read_text()
@@ -201,6 +202,29 @@ def test_profiler_json_strings_are_located(tmp_path, field, value, message):
     output = cli("report", "validation", str(tmp_path / "p.json"), code=2)
     line = next(i for i, t in enumerate(text.splitlines(), 1) if f'"{field}"' in t)
     assert message in output and f"p.json:{line}:" in output and "Traceback" not in output, output
+
+
+JSON_FIELDS = [("memory_breakdown", "model_weights_gb"), ("memory_breakdown", "kv_cache_gb"),
+               ("memory_breakdown", "total_measured_gb"), ("memory_breakdown", "confidence_levels"),
+               ("gpu_info", "count"), ("benchmark_parameters", "tensor_parallel_size"),
+               ("benchmark_parameters", "batch_size"), ("memory_measurements", "per_gpu_peak"), ("model_info", None)]
+
+
+@pytest.mark.parametrize("section, key", JSON_FIELDS)
+@pytest.mark.parametrize("value", ["x", None, [], {}, -1, 0, True, float("nan"), 1e308])
+def test_profiler_json_any_value_is_a_report_or_a_message(tmp_path, section, key, value):
+    """Whatever a field of the profiler JSON holds: a report (exit 0) or one short message (exit 2)."""
+    doc = json.loads((PROFILES / "profile_001_llama2_7b_mi300x.json").read_text())
+    if key is None:
+        doc[section] = value
+    else:
+        doc[section][key] = value
+    (tmp_path / "p.json").write_text(json.dumps(doc))
+    result = CliRunner().invoke(main, ["report", "validation", str(tmp_path / "p.json")])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code in (0, 2) and "Traceback" not in result.output
+    if result.exit_code == 2:
+        assert len(result.output) < 2000 and result.output.startswith(str(tmp_path / "p.json")), result.output
 
 
 def test_writeup_names_what_is_not_measured(tmp_path):

@@ -109,7 +109,7 @@ def test_tp_must_divide_attention_heads(size):
 
 
 def test_negative_batch_size_refused(size):
-    with pytest.raises(RequirementError, match="batch_size' must be at least 1"):
+    with pytest.raises(RequirementError, match="--batch-size must be at least 1"):
         size(batch_size=-4)
 
 

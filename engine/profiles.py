@@ -216,10 +216,25 @@ def read_yaml(path: Path) -> Profile:
         else:
             raise ProfileError(f"measured.{key} must be a number or a quantity such as '7.69 GiB'", where[key],
                                found=shorten(repr(value)))
-    info = dict(doc.get("info") or {})
-    info["claims"] = dict(doc.get("claims") or {})
+    info, claims = _mapping(doc, "info", shown), _mapping(doc, "claims", shown)
+    numbers = dict(claims)
+    if "extra_overhead_gb" in info:
+        numbers["info.extra_overhead_gb"] = info["extra_overhead_gb"]
+    for key, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProfileError(f"{key} must be a number (the figure as the source prints it)",
+                               (doc["claims"].where(key) if key in claims else Location(shown)), found=shorten(repr(value)))
+    info["claims"] = claims
     return Profile(shown, "yaml", dict(doc["scenario"]), measured, info, list(doc.get("notes") or []),
                    where=where).check_measured()
+
+
+def _mapping(doc, key: str, shown: str) -> dict:
+    value = doc.get(key) or {}
+    if not isinstance(value, dict):
+        raise ProfileError(f"{key}: must be a mapping", doc.where(key) if hasattr(doc, "where") else Location(shown),
+                           found=shorten(repr(value)))
+    return dict(value)
 
 
 # -- vLLM startup logs (V0 and V1) ---------------------------------------------------------------
@@ -274,7 +289,14 @@ def read_vllm_log(text: str, shown: str) -> Profile:
                 if key == "dtype":
                     value = value.replace("torch.", "")
                 target = "max_model_len" if key == "max_seq_len" else key
-                scenario[target] = (value == "True") if kind is bool else kind(value)
+                try:
+                    scenario[target] = (value == "True") if kind is bool else kind(value)
+                except ValueError:
+                    at = config.start(3) + config.group(3).find(f"{key}=")
+                    line = text.count("\n", 0, at) + 1
+                    raise ProfileError(f"the engine-config line's {key} is not {'a whole number' if kind is int else 'valid'}",
+                                       Location(shown, line, at - text.rfind("\n", 0, at)), found=shorten(value),
+                                       hint="paste the log as vLLM printed it") from None
     args = re.search(r"non-default args: (\{.*\})", text)
     if args:
         for key in ("max_model_len", "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens",

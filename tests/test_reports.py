@@ -227,6 +227,42 @@ def test_profiler_json_any_value_is_a_report_or_a_message(tmp_path, section, key
         assert len(result.output) < 2000 and result.output.startswith(str(tmp_path / "p.json")), result.output
 
 
+GOOD_YAML = YAML_PROFILE + "  weights_memory: 14.99 GiB\n  kv_cache_memory: 58 GiB\n  kv_cache_tokens: 4000\n"
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("p.yaml", GOOD_YAML + "claims: {token_error: abc}\n", "p.yaml:6:23: token_error must be a number"),
+    ("p.yaml", GOOD_YAML + "claims: [1]\n", "p.yaml:6:9: claims: must be a mapping"),
+    ("p.yaml", GOOD_YAML + "info: [1]\n", "p.yaml:6:7: info: must be a mapping"),
+    ("p.yaml", GOOD_YAML + "info: {extra_overhead_gb: abc}\n", "info.extra_overhead_gb must be a number"),
+    ("p.yaml", "scenario: [1]\nmeasured: {weights_memory: 1 GiB}\n", "scenario: and measured: must be mappings"),
+    ("p.yaml", GOOD_YAML.replace("14.99 GiB", "14.99 parsecs"), "p.yaml:3:19: measured.weights_memory is not a quantity"),
+    ("p.log", (PROFILES / "vllm_v1_mixtral_tp2.log").read_text().replace("tensor_parallel_size=2",
+                                                                         "tensor_parallel_size=abc"),
+     "the engine-config line's tensor_parallel_size is not a whole number"),
+    ("p.log", (PROFILES / "vllm_v1_mixtral_tp2.log").read_text().replace("28.44 GiB", "1" + "0" * 400 + " GiB"),
+     "measured kv_cache_memory is not a finite number"),
+])
+def test_bad_yaml_profiles_and_logs_are_located(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    for command in ("validation", "writeup"):
+        output = cli("report", command, str(tmp_path / name), code=2)
+        assert message in output and len(output) < 2000, output
+
+
+def test_every_cut_of_a_log_is_a_report_or_a_message(tmp_path):
+    """A log pasted partly (any prefix, or with any one line lost) never gives a traceback."""
+    lines = (PROFILES / "vllm_v1_mixtral_tp2.log").read_text().splitlines(keepends=True)
+    variants = [lines[:i] for i in range(1, len(lines))] + [lines[:i] + lines[i + 1:] for i in range(len(lines))]
+    for i, variant in enumerate(variants):
+        (tmp_path / "cut.log").write_text("".join(variant))
+        result = CliRunner().invoke(main, ["report", "validation", str(tmp_path / "cut.log")])
+        assert result.exit_code in (0, 2) and not isinstance(result.exception, (TypeError, ValueError, KeyError)), \
+            (i, result.output)
+        if result.exit_code == 0 and "Available KV cache memory" not in "".join(variant):
+            assert "INCOMPLETE LOG" in result.output and "'Available KV cache memory'" in result.output
+
+
 def test_writeup_names_what_is_not_measured(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("scenario: {model: meta-llama/Llama-3.1-8B-Instruct, gpu: h100}\n"

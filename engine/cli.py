@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import functools
 import json
-import shlex
 import sys
-from pathlib import Path
-
 import click
 
-from . import paths
-from .errors import EngineError, ErrorList, RequirementError
+from . import paths, sizing
+from .errors import EngineError, ErrorList
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -53,65 +50,6 @@ def _user_errors(f):
     return wrapper
 
 
-def load(formula_dirs=(), catalog_dirs=()):
-    """The compiled formula graph and the catalog; all declaration problems reported together."""
-    from . import catalog, graph
-
-    errors, g, c = ErrorList(), None, None
-    try:
-        g = graph.load(paths.search_path("formulas", formula_dirs))
-    except ErrorList as exc:
-        errors.extend(exc.errors)
-    except EngineError as exc:
-        errors.add(exc)
-    try:
-        c = catalog.load(paths.search_path("catalogs", catalog_dirs))
-    except ErrorList as exc:
-        errors.extend(exc.errors)
-    except EngineError as exc:
-        errors.add(exc)
-    errors.raise_if_any()
-    return g, c
-
-
-def scenario_from(catalog, scenario_file, options):
-    from . import scenario as scn
-
-    given = scn.read_file(scenario_file) if scenario_file else {}
-    given.update({k: scn.coerce(k, v, None) for k, v in options.items() if v is not None and k in scn.KEYS})
-    return scn.resolve(catalog, given)
-
-
-def evaluate_scenario(g, c, sc, variant=None, targets=None):
-    from . import evaluate as ev
-    from . import scenario as scn
-
-    if variant and variant not in g.variant_names:
-        raise EngineError(f"unknown variant '{variant}'", None, expected=", ".join(g.variant_names))
-    used = framework_formulas(g, sc)
-    for name in targets or ():
-        if name not in used:
-            raise EngineError(f"'{name}' is not a figure of {sc.framework.get('name', sc.framework_id)}: it is sized "
-                              f"without formulas/{Path(g.formulas[name].path).stem}.yaml", None,
-                              hint="size it with --framework vllm")
-    targets = list(targets or used)
-    names = g.inputs_for(targets, variant)
-    try:
-        return ev.evaluate(g, scn.bindings(g, c, sc, names), targets, variant)
-    except RequirementError as exc:
-        raise exc.in_scenario(model=sc.model.id) from None   # "... the 32 attention heads of <model>"
-
-
-def framework_formulas(g, sc) -> list[str]:
-    """The formulas the scenario's framework is sized with: all but the files its memory model leaves
-    out (catalogs/frameworks.yaml) and whatever depends on them, so their inputs are not required of it."""
-    skipped = set((sc.framework.get("memory_model") or {}).get("formulas_not_used") or ())
-    left_out = {n for n, f in g.formulas.items() if Path(f.path).stem in skipped}
-    if not left_out:
-        return list(g.formulas)
-    return [n for n in g.formulas if n not in left_out and not left_out.intersection(g.needed([n]))]
-
-
 @click.group(context_settings=CONTEXT)
 @click.version_option(package_name="llm-sizer")
 def main():
@@ -135,110 +73,21 @@ def size(scenario_file, formula_dirs, catalog_dirs, as_json, variant, out_dir, n
     """
     from .render import terminal
 
-    g, c = load(formula_dirs, catalog_dirs)
-    sc = scenario_from(c, scenario_file, options)
-    result = evaluate_scenario(g, c, sc, variant)
-    command = launch_command(result, sc)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
+    sc = sizing.scenario_from(c, scenario_file, options)
+    result = sizing.evaluate_scenario(g, c, sc, variant)
+    command = sizing.launch_command(result, sc)
     fits = terminal.verdict(result, sc)["fits"]
-    sc.notes += command_notes(result, sc)
+    sc.notes += sizing.command_notes(result, sc)
     if as_json:
-        click.echo(json.dumps(json_result(result, sc), indent=2))
+        click.echo(json.dumps(sizing.json_result(result, sc), indent=2))
     else:
         click.echo(terminal.size_report(result, sc, command))
     if not no_files and not as_json:
-        written = write_sizing(out_dir, result, sc, c, command)
+        written = sizing.write_sizing(out_dir, result, sc, c, command)
         click.echo(f"\nWrote {', '.join(written)}")
     if not fits:
         sys.exit(1)   # a does-not-fit verdict is a failed check, readable by scripts
-
-
-def write_sizing(out_dir, result, sc, catalog, command) -> list[str]:
-    """The scenario's live workbook and Markdown report, written atomically."""
-    from . import output
-    from .render import excel, markdown, terminal
-
-    text = markdown.render(
-        "sizing.md.j2", sc=sc.public(), gpu_name=sc.gpu["name"], headline=terminal.headline(sc, result),
-        breakdown=terminal.breakdown_rows(result, sc), capacity=terminal.capacity_lines(result, sc),
-        notes=sc.notes, command=command, verdict=terminal.verdict(result, sc),
-        derivations=[result.derivation(n) for n in terminal.key_figures(sc) if n in result])
-    paths_ = [Path(out_dir) / "sizing.xlsx", Path(out_dir) / "sizing.md"]
-    output.write_atomic(paths_[0], excel.build(result, sc, catalog))
-    output.write_atomic(paths_[1], text)
-    return [str(p) for p in paths_]
-
-
-def json_result(result, sc) -> dict:
-    import numpy as np
-
-    from .render import terminal
-
-    def plain(v):
-        a = np.asarray(v, dtype=float)
-        return a.item() if a.ndim == 0 else a.tolist()
-
-    return {"scenario": sc.public(), "notes": sc.notes, "variant": result.variant,
-            "verdict": terminal.verdict(result, sc),
-            "results": {n: {"value": plain(result[n]), "unit": result.unit(n)}
-                        for n in result.graph.formulas if n in result}}
-
-
-# Engine options that change vLLM's memory, printed when the user set them (vLLM computes its own
-# defaults exactly as they were sized here, so a default left out means the same thing).
-SERVE_OPTIONS = [("tensor_parallel_size", "--tensor-parallel-size"), ("pipeline_parallel_size", "--pipeline-parallel-size"),
-                 ("dtype", "--dtype"), ("quantization", "--quantization"), ("kv_cache_dtype", "--kv-cache-dtype"),
-                 ("max_num_seqs", "--max-num-seqs"), ("max_num_batched_tokens", "--max-num-batched-tokens"),
-                 ("block_size", "--block-size")]
-
-
-def launch_command(result, sc) -> str:
-    """The framework's launch command for exactly what was sized, or why none is printed."""
-    from .render import terminal
-
-    if sc.framework.get("launcher") != "vllm serve":
-        return (f"# no launch command: llm-sizer prints `vllm serve` only; set {sc.framework.get('name')}'s own "
-                "flags to the scenario above")
-    v = terminal.verdict(result, sc)
-    if not v["fits"]:
-        return f"# no command: the deployment does not fit ({terminal.condition_text(result, sc, v['failed_condition'])})"
-    return vllm_command(sc)
-
-
-def command_notes(result, sc) -> list[str]:
-    """What the command keeps as given although it cannot all be used at once."""
-    from .render.terminal import format_number, scalar
-
-    if sc.origin.get("max_num_seqs") not in ("given", "default scenario") or "max_num_seqs_that_fit" not in result \
-            or scalar(result["max_num_seqs_that_fit"]) >= sc.values["max_num_seqs"]:
-        return []
-    return [f"--max-num-seqs {sc.values['max_num_seqs']} is kept, but at most "
-            f"{format_number(scalar(result['max_num_seqs_that_fit']))} requests of max_model_len "
-            f"{format_number(sc.values['max_model_len'])} tokens fit in the KV cache at once; vLLM queues the rest "
-            "(shorter requests fit more)"]
-
-
-def vllm_command(sc) -> str:
-    """`vllm serve` with every option that changed the sizing, the user's own values unchanged."""
-    s = sc.values
-    parts = [f"vllm serve {_model_argument(sc)}"]
-    for key, flag in SERVE_OPTIONS:
-        value, origin = s.get(key), sc.origin.get(key)
-        if value in (None, "", "auto") or origin not in ("given", "default scenario") \
-                or (origin == "default scenario" and value == sc.framework["engine_defaults"].get(key)):
-            continue
-        parts.append(f"{flag} {shlex.quote(str(value))}")
-    parts += [f"--max-model-len {s['max_model_len']}", f"--gpu-memory-utilization {s['gpu_memory_utilization']:g}"]
-    if s["enforce_eager"]:
-        parts.append("--enforce-eager")
-    return " \\\n    ".join(parts)
-
-
-def _model_argument(sc) -> str:
-    """The model as vLLM takes it: a catalog model's id, or the checkpoint directory the user gave."""
-    given = Path(str(sc.values["model"]))
-    if given.suffix == ".json":          # vLLM loads the directory that holds config.json
-        return shlex.quote(str(given.parent))
-    return shlex.quote(str(given)) if given.is_dir() else sc.model.id
 
 
 @main.command()
@@ -253,9 +102,9 @@ def workbook(scenario_file, formula_dirs, catalog_dirs, output_path, variant, **
     from . import output
     from .render import excel
 
-    g, c = load(formula_dirs, catalog_dirs)
-    sc = scenario_from(c, scenario_file, options)
-    result = evaluate_scenario(g, c, sc, variant)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
+    sc = sizing.scenario_from(c, scenario_file, options)
+    result = sizing.evaluate_scenario(g, c, sc, variant)
     output.write_atomic(output_path, excel.build(result, sc, c))
     click.echo(f"wrote {output_path}")
 
@@ -271,10 +120,10 @@ def explain(name, scenario_file, formula_dirs, catalog_dirs, variant, latex, **o
     """Derive one figure: its formula, the numbers substituted, and every step below it."""
     from .render import terminal
 
-    g, c = load(formula_dirs, catalog_dirs)
-    _known_formula(g, name)
-    sc = scenario_from(c, scenario_file, options)
-    result = evaluate_scenario(g, c, sc, variant, [name])
+    g, c = sizing.load(formula_dirs, catalog_dirs)
+    sizing.known_formula(g, name)
+    sc = sizing.scenario_from(c, scenario_file, options)
+    result = sizing.evaluate_scenario(g, c, sc, variant, [name])
     click.echo(f"Scenario: {sc.model.id} on {sc.gpu_id}, TP={sc.values['tensor_parallel_size']}, "
                f"PP={sc.values.get('pipeline_parallel_size', 1)}\n")
     click.echo(terminal.derivation(result.derivation(name), latex=latex))
@@ -288,7 +137,7 @@ def check(formula_dirs, catalog_dirs):
     from . import evaluate as ev
     from . import scenario as scn
 
-    g, c = load(formula_dirs, catalog_dirs)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
     failures = scn.unresolved_sources(g, c) + ev.run_checks(g)
     n_checks = sum(len(f.checks) for f in g.files)
     if failures:
@@ -309,28 +158,12 @@ def accuracy(formula_dirs, catalog_dirs, version, latency, as_json):
     from . import accuracy as acc
     from .render import terminal
 
-    g, c = load(formula_dirs, catalog_dirs)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
     report = acc.latency_accuracy(g, c) if latency else acc.accuracy(g, c, version)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    if latency:
-        rows = [[r["id"][:45], r["model"][:30], str(r["tp"])]
-                + [f"{r['values'][k][0] * 1000:.1f} / {r['values'][k][1] * 1000:.1f} ({r['errors'][k]:.2f} %)"
-                   for k in acc.LATENCY] for r in report["cases"]]
-        rows.append(["mean absolute error", "", ""] + [f"{report['mean_abs_error_pct'][k]:.2f} %"
-                                                      for k in acc.LATENCY])
-        click.echo(terminal.table(rows, ["profile", "model", "TP", "TTFT ms pred / meas", "ITL ms pred / meas",
-                                         "E2E ms pred / meas"]))
-        return
-    fields = list(acc.COMPARED)
-    rows = [[r["id"][:58], r["version"], str(r["tp"]), str(r["pp"])]
-            + [f"{r['errors'][f]:.2f}" if f in r["errors"] else "-" for f in fields] for r in report["cases"]]
-    rows.append(["mean absolute error", "", "", ""]
-                + [f"{report['mean_abs_error_pct'][f]:.2f}" if f in report["mean_abs_error_pct"] else "-"
-                   for f in fields])
-    click.echo(terminal.table(rows, ["profile", "vLLM", "TP", "PP", "weights %", "KV memory %",
-                                     "KV tokens %", "concurrency %"]))
+    click.echo(terminal.accuracy_table(report, latency))
 
 
 @main.group()
@@ -374,7 +207,7 @@ def report_validation(profiles, model, gpu, quantization, kv_cache_dtype, record
     from . import validation
     from .render import markdown
 
-    g, c = load(formula_dirs, catalog_dirs)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
     overrides = {"model": model, "gpu": gpu, "quantization": quantization, "kv_cache_dtype": kv_cache_dtype}
     reports = [validation.compare(g, c, prof.read(p), overrides) for p in _profile_paths(profiles)]
     summary = validation.batch_summary(reports, c) if len(reports) > 1 else None
@@ -407,7 +240,7 @@ def report_writeup(profile, gpu, model, out_file, formula_dirs, catalog_dirs):
     from . import writeup
     from .render import markdown, terminal
 
-    g, c = load(formula_dirs, catalog_dirs)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
     w = writeup.writeup(g, c, prof.read(profile), {"gpu": gpu, "model": model})
     _emit(markdown.render("writeup.md.j2", w=w, derivation=terminal.derivation(w["derivation"])), out_file)
 
@@ -430,28 +263,16 @@ def report_derivation(name, scenario, scenario_file, formula_dirs, catalog_dirs,
 
     from .render import markdown
 
-    g, c = load(formula_dirs, catalog_dirs)
-    _known_formula(g, name)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
+    sizing.known_formula(g, name)
     if scenario and scenario_file:
         raise EngineError("give the scenario once: as SCENARIO or with --scenario, not both", None)
     if scenario and not Path(scenario).is_file():
-        options = {**_named_scenario(c, scenario), **{k: v for k, v in options.items() if v is not None}}
+        options = {**sizing.named_scenario(c, scenario), **{k: v for k, v in options.items() if v is not None}}
         scenario = None
-    sc = scenario_from(c, scenario or scenario_file, options)
-    result = evaluate_scenario(g, c, sc, variant, [name])
+    sc = sizing.scenario_from(c, scenario or scenario_file, options)
+    result = sizing.evaluate_scenario(g, c, sc, variant, [name])
     _emit(markdown.render("derivation.md.j2", d=result.derivation(name), scenario=sc.public()), out_file)
-
-
-def _named_scenario(c, name: str) -> dict:
-    """The keys of a named scenario in catalogs/scenarios.yaml."""
-    import difflib
-
-    if name not in c.scenarios:
-        close = difflib.get_close_matches(name, list(c.scenarios), n=1)
-        raise EngineError(f"no scenario file or named scenario '{name}'", None,
-                          expected="a YAML file, or one of: " + ", ".join(sorted(c.scenarios)),
-                          hint=f"did you mean '{close[0]}'?" if close else None)
-    return dict(c.scenarios[name])
 
 
 def _emit(text: str, out_file):
@@ -462,15 +283,6 @@ def _emit(text: str, out_file):
         click.echo(f"wrote {out_file}")
     else:
         click.echo(text, nl=False)
-
-
-def _known_formula(g, name):
-    import difflib
-
-    if name not in g.formulas:
-        close = difflib.get_close_matches(name, list(g.formulas), n=1)
-        raise EngineError(f"no formula named '{name}'", None,
-                          hint=f"did you mean '{close[0]}'?" if close else "llm-sizer list formulas shows them")
 
 
 @main.group()
@@ -504,7 +316,7 @@ def calibrate_memory(formula_dirs, catalog_dirs, version, write):
     """Fit vLLM's activation-peak, non-torch, CUDA-context and CUDA-graph constants."""
     from . import fitting
 
-    g, c = load(formula_dirs, catalog_dirs)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
     _emit_fit("vllm_memory", fitting.fit_vllm_memory(g, c, version), "llm-sizer calibrate memory --write", write,
               catalog_dirs)
 
@@ -518,7 +330,7 @@ def calibrate_latency(formula_dirs, catalog_dirs, gpu, write):
     """Fit bandwidth efficiency and prefill MFU from measured TTFT/ITL (002's workflow)."""
     from . import fitting
 
-    g, c = load(formula_dirs, catalog_dirs)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
     gid, _ = c.gpu(gpu)
     fit = fitting.fit_latency(g, c, gid)
     for line in fit["verdict"]:
@@ -534,7 +346,7 @@ def list_(what, formula_dirs, catalog_dirs):
     """List catalog entries or formulas."""
     from .render import terminal
 
-    g, c = load(formula_dirs, catalog_dirs)
+    g, c = sizing.load(formula_dirs, catalog_dirs)
     if what == "gpus":
         rows = [[k, v["name"], v["memory_marketed"] if "memory_marketed" in v else "", v["memory_total_runtime"],
                  v["memory_bandwidth"]] for k, v in c.gpus.items()]

@@ -47,7 +47,7 @@ def catalog():
 def size(graph, catalog):
     """Evaluate every formula for a scenario given as keyword arguments."""
     from engine import scenario as scn
-    from engine.cli import evaluate_scenario
+    from engine.sizing import evaluate_scenario
 
     def run(variant=None, **keys):
         sc = scn.resolve(catalog, {k: scn.coerce(k, v) for k, v in keys.items()})

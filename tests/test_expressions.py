@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sympy
-from hypothesis import assume, given, settings
+from hypothesis import example, assume, given, settings
 from hypothesis import strategies as st
 import pytest
 
@@ -125,6 +125,7 @@ def expressions_text(draw, depth=3):
 
 @settings(max_examples=200, deadline=None)
 @given(expressions_text())
+@example("(a + ((a + a) % 0.1))")     # sympy folds it to a + 0.1*Mod(20*a, 1): equal off the decimal grid
 def test_text_printer_round_trips(text):
     try:
         expr = parse(text)
@@ -143,7 +144,10 @@ def _same_values(x, y) -> bool:
     names = sorted(NAMES)
     fx, fy = (printers.lambdify([NAMES[n] for n in names], e) for e in (x, y))
     with np.errstate(all="ignore"):
-        for point in ([1.5, 2.25, 3.0, 4.0, 8.0], [0.3, 7.0, 1.1, 16.0, 2.0], [9.0, 0.5, 5.5, 2.0, 32.0]):
+        # points off every decimal grid: at exact multiples (3.0 % 0.1) float rounding, not the printer,
+        # decides which side of the modulus a canonicalized form lands on
+        for point in ([1.61803, 2.71828, 3.14159, 4.66920, 8.31446], [0.57722, 7.38906, 1.41421, 16.1803, 2.23607],
+                      [9.86960, 0.69315, 5.43656, 2.50291, 32.0637]):
             a, b = float(fx(*point)), float(fy(*point))
             if not (np.isclose(a, b, rtol=1e-9) or (np.isnan(a) and np.isnan(b))):
                 return False

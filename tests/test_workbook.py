@@ -9,7 +9,7 @@ import sympy
 from engine import evaluate as ev
 from engine import output, printers_excel
 from engine import scenario as scn
-from engine.cli import evaluate_scenario
+from engine.sizing import evaluate_scenario
 from engine.render import excel
 
 SCENARIOS = {

@@ -192,3 +192,22 @@ def derivation(d: Derivation, depth: int = 0, latex: bool = False) -> str:
     for step in d.steps:
         lines.append(derivation(step, depth + 1, latex))
     return "\n".join(lines)
+
+
+def accuracy_table(report: dict, latency: bool) -> str:
+    """`llm-sizer accuracy`: one row per measured profile, absolute % errors, the mean last."""
+    from ..accuracy import COMPARED, LATENCY
+
+    if latency:
+        rows = [[r["id"][:45], r["model"][:30], str(r["tp"])]
+                + [f"{r['values'][k][0] * 1000:.1f} / {r['values'][k][1] * 1000:.1f} ({r['errors'][k]:.2f} %)"
+                   for k in LATENCY] for r in report["cases"]]
+        rows.append(["mean absolute error", "", ""] + [f"{report['mean_abs_error_pct'][k]:.2f} %" for k in LATENCY])
+        return table(rows, ["profile", "model", "TP", "TTFT ms pred / meas", "ITL ms pred / meas",
+                            "E2E ms pred / meas"])
+    rows = [[r["id"][:58], r["version"], str(r["tp"]), str(r["pp"])]
+            + [f"{r['errors'][f]:.2f}" if f in r["errors"] else "-" for f in COMPARED] for r in report["cases"]]
+    rows.append(["mean absolute error", "", "", ""]
+                + [f"{report['mean_abs_error_pct'][f]:.2f}" if f in report["mean_abs_error_pct"] else "-"
+                   for f in COMPARED])
+    return table(rows, ["profile", "vLLM", "TP", "PP", "weights %", "KV memory %", "KV tokens %", "concurrency %"])

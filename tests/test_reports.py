@@ -11,7 +11,7 @@ from engine import profiles
 from engine.cli import main
 from engine.errors import ProfileError
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, ROOT
 
 PROFILES = FIXTURES / "profiles"
 VALIDATION_CASES = {
@@ -302,7 +302,7 @@ def test_sizing_report_with_latency(case, tmp_path, file_regression):
     file_regression.check(text, basename=f"sizing_{case}", extension=".md")
 
 
-@pytest.mark.parametrize("template", ["writeup.md.j2", "validation.md.j2", "batch_summary.md.j2"])
+@pytest.mark.parametrize("template", sorted(p.name for p in (ROOT / "templates").glob("*.j2")))
 def test_report_templates_do_no_arithmetic(template):
     """Numbers worth printing are formulas (or 001's comparisons, made in Python): templates only format."""
     from jinja2 import nodes

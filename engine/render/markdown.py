@@ -24,6 +24,7 @@ def environment():
         "gib": lambda v, d=2: f"{v / GIB:,.{d}f}",        # bytes, shown in GiB / GB
         "gb": lambda v, d=2: f"{v / GB:,.{d}f}",
     }.items()})
+    env.filters["heading"] = lambda depth: "#" * (depth + 1)     # a derivation step (loop.depth from 1): ## ...
     return env
 
 

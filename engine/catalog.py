@@ -16,22 +16,6 @@ from . import units, yamlsafe
 from .errors import CatalogError, EngineError, ErrorList, Location
 from .yamlsafe import YDict
 
-UNGATED_MLP = {"phi", "gpt2", "gpt_neox", "gptj", "opt", "bloom", "falcon", "mpt", "starcoder2", "gpt_bigcode"}
-# transformers' config classes that default to tied embeddings when config.json omits the key
-TIED_BY_DEFAULT = {"gemma", "gemma2", "gemma3", "gemma3_text", "gpt2", "opt", "bloom"}
-QKV_BIAS = {"qwen2", "qwen2_moe", "phi", "gpt_neox", "gpt2", "starcoder2"}
-# config.json keys architecture() does arithmetic on: each must be a number >= 0 when present.
-CONFIG_NUMBERS = (
-    "num_hidden_layers", "n_layer", "num_layers", "hidden_size", "n_embd", "d_model", "num_attention_heads",
-    "n_head", "num_key_value_heads", "multi_query_group_num", "head_dim", "vocab_size", "padded_vocab_size",
-    "max_position_embeddings", "n_positions", "seq_length", "partial_rotary_factor", "intermediate_size",
-    "intermediate_size_mlp", "ffn_hidden_size", "n_inner", "num_local_experts", "num_experts", "n_routed_experts",
-    "moe_num_experts", "moe_intermediate_size", "expert_intermediate_size", "shared_expert_intermediate_size",
-    "n_shared_experts", "first_k_dense_replace", "interleave_moe_layer_step", "decoder_sparse_step",
-    "moe_layer_freq", "num_experts_per_tok", "moe_topk", "experts_per_token", "kv_lora_rank", "q_lora_rank",
-    "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "sliding_window", "attention_chunk_size",
-    "sliding_window_pattern", "depth", "embed_dim", "patch_size", "num_channels")
-CONFIG_LISTS = ("layer_types", "mlp_only_layers", "no_rope_layers")
 # Why: above 2**53 a float no longer holds every integer; no model dimension comes near it.
 MAX_CONFIG_NUMBER = 2 ** 53
 MAX_CONFIG_BYTES = 5_000_000     # config.json files are a few kB; anything this large is not one
@@ -63,6 +47,8 @@ class Catalog:
     profiles: dict = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
+    config_keys: dict = field(default_factory=dict)     # catalogs/architectures.yaml: how config.json spells a field
+    model_types: dict = field(default_factory=dict)     # catalogs/architectures.yaml: per-class defaults and facts
     files: list = field(default_factory=list)
 
     def scenarios_default(self) -> dict:
@@ -92,7 +78,7 @@ class Catalog:
         except OSError:     # a name too long to be a path: not one
             is_dir = False
         if path.suffix == ".json" or path.name == "config.json" or is_dir:
-            return import_config(path / "config.json" if is_dir else path)
+            return import_config(path / "config.json" if is_dir else path, self)
         raise _unknown("model", k, [m.id for m in self.models.values()], where,
                        "give a catalog id, or the path of a Hugging Face config.json")
 
@@ -128,8 +114,19 @@ def load(dirs) -> Catalog:
                 cat.files.append(yamlsafe.display_path(path))
             except EngineError as exc:
                 errors.add(exc)
+    _read_architectures(cat, errors)
     errors.raise_if_any()
     return cat
+
+
+def _read_architectures(cat: Catalog, errors: ErrorList):
+    """Model records are read once every file is in: their meaning depends on catalogs/architectures.yaml."""
+    for mid, m in list(cat.models.items()):
+        try:
+            m.arch = architecture(m.config, cat, m.location)
+        except EngineError as exc:
+            errors.add(exc)
+            del cat.models[mid]
 
 
 def _read(cat: Catalog, doc, errors: ErrorList):
@@ -205,18 +202,13 @@ def _model_record(doc: YDict, errors: ErrorList) -> Model | None:
     if not isinstance(cfg, dict):
         errors.add(CatalogError("config: must be the config.json mapping", doc.where("config")))
         return None
-    try:
-        arch = architecture(cfg, doc.where("config"))
-    except EngineError as exc:
-        errors.add(exc)
-        return None
     aliases = [str(a).lower() for a in (doc.get("aliases") or [])]
-    return Model(str(doc["id"]), cfg, arch, aliases, dict(doc.get("params") or {}), doc.where(),
+    return Model(str(doc["id"]), cfg, {}, aliases, dict(doc.get("params") or {}), doc.where(),
                  doc.get("config_source"))
 
 
-def import_config(path: Path) -> Model:
-    """A model from a Hugging Face config.json on disk (no network)."""
+def import_config(path: Path, catalog: Catalog) -> Model:
+    """A model from a Hugging Face config.json on disk (no network), read with the catalog's architectures."""
     shown = yamlsafe.display_path(path)
     try:
         with open(path, "rb") as f:
@@ -233,66 +225,121 @@ def import_config(path: Path) -> Model:
     if not isinstance(cfg, dict):
         raise CatalogError("config.json must hold a JSON object", Location(shown))
     name = cfg.get("_name_or_path") or Path(path).parent.name or Path(path).stem
-    return Model(str(name), cfg, architecture(cfg, Location(shown)), [], {}, Location(shown), shown)
+    return Model(str(name), cfg, architecture(cfg, catalog, Location(shown)), [], {}, Location(shown), shown)
 
 
 # -- config.json -> architecture record ---------------------------------------------------
+# A generic reader: what each key means and what a model type leaves unsaid live in catalogs/architectures.yaml;
+# the arithmetic on what is read (head_dim, layer counts, shared experts) is formulas/architecture.yaml.
 
-def _first(cfg: dict, *keys, default=None):
-    for k in keys:
-        if cfg.get(k) is not None:
-            return cfg[k]
-    return default
-
-
-def architecture(cfg: dict, where: Location | None = None) -> dict:
-    """Numbers the formulas need, read from a config.json's own spelling of them."""
-    _check_config_values(cfg, where)
-    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
-    model_type = str(text.get("model_type") or cfg.get("model_type") or "")
-
-    def need(*keys):
-        v = _first(text, *keys)
-        if v is None:
-            raise CatalogError(f"config.json has no {keys[0]}", where,
-                               hint=f"add \"{keys[0]}\" (also read as {', '.join(keys[1:]) or 'nothing else'})")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise CatalogError(f"config.json {keys[0]} must be a positive number", where, found=repr(v))
-        return v
-
-    layers = need("num_hidden_layers", "n_layer", "num_layers")
-    hidden = need("hidden_size", "n_embd", "d_model")
-    heads = need("num_attention_heads", "n_head")
-    kv_heads = _first(text, "num_key_value_heads", "multi_query_group_num", default=heads)
-    head_dim = _first(text, "head_dim", default=None) or hidden // heads
-    vocab = need("vocab_size", "padded_vocab_size")
-    tied = _first(text, "tie_word_embeddings", default=None)
-    if tied is None:
-        tied = cfg.get("tie_word_embeddings", model_type in TIED_BY_DEFAULT)
-
-    arch = {
-        "num_hidden_layers": layers, "hidden_size": hidden, "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads, "head_dim": head_dim, "vocab_size": vocab,
-        "tie_word_embeddings": int(bool(tied)),
-        "max_position_embeddings": _first(text, "max_position_embeddings", "n_positions", "seq_length",
-                                          default=4096),
-        "mlp_gated": 0 if model_type in UNGATED_MLP else 1,
-        "qkv_bias": int(bool(_first(text, "attention_bias", "qkv_bias", default=model_type in QKV_BIAS))),
-        "rotary_dim": int(head_dim * float(_first(text, "partial_rotary_factor", default=1.0))),
-        "num_rope_caches": 2 if text.get("rope_local_base_freq") else 1,
-    }
-    arch.update(_moe(text, model_type, layers, hidden))
-    arch["intermediate_size"] = _dense_intermediate(text, model_type, hidden, arch["num_experts"])
-    arch.update(_mla(text))
-    arch.update(_attention_layout(text, model_type, layers))
-    arch.update(_vision(cfg))
-    arch["torch_dtype"] = str(_first(text, "torch_dtype", "dtype", default=None)
-                              or cfg.get("torch_dtype") or "bfloat16")
-    arch["quantization"] = quantization_format(cfg.get("quantization_config") or text.get("quantization_config"))
+def architecture(cfg: dict, catalog: Catalog, where: Location | None = None) -> dict:
+    """The flat record formulas read as `model.<field>`, from a config.json and the catalog's architectures."""
+    if not catalog.config_keys:
+        raise CatalogError("no config_keys in the catalogs: config.json files cannot be read", where,
+                           hint="keep catalogs/architectures.yaml among the catalog directories")
+    _check_config_values(cfg, catalog, where)
+    parts = _config_parts(cfg, catalog)
+    arch = {name: _field(name, spec, parts, where) for name, spec in catalog.config_keys.items()}
+    for name, spec in catalog.config_keys.items():
+        if isinstance(arch[name], dict):
+            arch[name] = arch[arch[name]["same_as"]]
+        if spec.get("only_with") and not arch.get(spec["only_with"]):
+            arch[name] = 0
+    arch.update(_layer_pattern(parts["text"], where))
+    arch["quantization"] = quantization_format(cfg.get("quantization_config")
+                                               or parts["text"]["explicit"].get("quantization_config"))
     return arch
 
 
-def _check_config_values(cfg: dict, where: Location | None):
+def _config_parts(cfg: dict, catalog: Catalog) -> dict:
+    """The top level, the text part and the vision part, each with its model type's record."""
+    types = catalog.model_types
+
+    def part(block, model_type, parent_rec=None, sub=None):
+        block = block if isinstance(block, dict) else None
+        mtype = str((block or {}).get("model_type") or (parent_rec or {}).get(sub) or model_type or "")
+        rec = _merged_type(types, mtype)
+        return {"explicit": block or {}, "present": block is not None, "type": mtype, "record": rec,
+                "effective": {**(rec.get("defaults") or {}), **(block or {})}}
+
+    top = part(cfg, cfg.get("model_type"))
+    nested = isinstance(cfg.get("text_config"), dict)
+    text = part(cfg["text_config"], None, top["record"], "text_config") if nested else top
+    vision = part(cfg.get("vision_config"), None, top["record"], "vision_config")
+    return {"top": top, "text": text, "vision": vision}
+
+
+def _merged_type(types: dict, mtype: str) -> dict:
+    """A model type's record over the `any` record (a field of its own replaces the shared one)."""
+    base, own = types.get("any") or {}, types.get(mtype) or {}
+    merged = {**base, **own}
+    merged["layer_pattern"] = {**(base.get("layer_pattern") or {}), **(own.get("layer_pattern") or {})}
+    return merged
+
+
+def _field(name: str, spec: dict, parts: dict, where):
+    part = parts[spec.get("part", "text")]
+    if spec.get("part") == "vision" and not part["present"]:
+        return 0
+    layers = [part["explicit"]]
+    if spec.get("also_top") and parts["top"] is not part:
+        layers.append(parts["top"]["explicit"])
+    layers.append(part["effective"])
+    kind, keys = spec.get("kind", "number"), spec.get("read") or []
+    for layer in layers:
+        found = [layer[k] for k in keys if k in layer]
+        if kind == "present" and found:
+            return int(any(v is not None for v in found))
+        if kind == "count" and found:
+            return len(found[0]) if isinstance(found[0], list) else 0
+        value = next((v for v in found if v is not None), None)
+        if value is not None:
+            return _typed(name, kind, value, where)
+    modeling = part["record"].get("modeling") or {}
+    if name in modeling:
+        return _typed(name, kind, modeling[name], where)
+    if kind in ("present", "count"):
+        return 0
+    if spec.get("required"):
+        also = ", ".join(keys[1:]) or "nothing else"
+        raise CatalogError(f"config.json has no {keys[0]}", where,
+                           hint=f"add \"{keys[0]}\" (also read as {also}); model type "
+                                f"'{part['type'] or '?'}' has no class default for it in catalogs/architectures.yaml")
+    fallback = spec.get("fallback")
+    if isinstance(fallback, dict):      # {same_as: field}: architecture() copies it once that field is read
+        return fallback
+    return _typed(name, kind, fallback, where)
+
+
+def _typed(name: str, kind: str, value, where):
+    if kind == "flag":
+        return int(bool(value))
+    if kind == "name":
+        return str(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CatalogError(f"config.json {name} must be a number", where, found=repr(value)[:40])
+    return value
+
+
+def _layer_pattern(text: dict, where) -> dict:
+    """What the layer-pattern keys say, read as the model type declares them; formulas count the layers."""
+    pattern, cfg = text["record"].get("layer_pattern") or {}, text["effective"]
+    window = cfg.get(pattern.get("window", "sliding_window")) or 0
+    if pattern.get("enabled_by") and not cfg.get(pattern["enabled_by"]):
+        window = 0
+    listed, windowed = 0, 0
+    for key, full in (pattern.get("lists") or {}).items():
+        if isinstance(cfg.get(key), list) and cfg[key]:
+            listed, windowed = 1, sum(1 for entry in cfg[key] if entry not in full)
+            break
+    period = pattern.get("period", 1)
+    period = cfg.get(period) if isinstance(period, str) else period
+    return {"sliding_window": _typed("sliding_window", "number", window, where),
+            "layer_pattern_listed": listed, "num_listed_window_layers": windowed,
+            "full_attention_period": _typed("full_attention_period", "number", period or 0, where)}
+
+
+def _check_config_values(cfg: dict, catalog: Catalog, where: Location | None):
     """Refuse NaN, infinities, huge numbers anywhere, and non-numbers where arithmetic is done."""
     stack = [("", cfg)]
     while stack:
@@ -305,91 +352,32 @@ def _check_config_values(cfg: dict, where: Location | None):
         if isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_CONFIG_NUMBER:
             raise CatalogError(f"config.json {path} is too large", where, found=str(node)[:40],
                                expected=f"at most {MAX_CONFIG_NUMBER:,}")
+    numbers, lists = _config_key_kinds(catalog)
     for block, prefix in ((cfg, ""), (cfg.get("text_config"), "text_config."), (cfg.get("vision_config"),
                                                                                 "vision_config.")):
         if not isinstance(block, dict):
             continue
-        for key in CONFIG_NUMBERS:
+        for key in numbers:
             v = block.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
                 raise CatalogError(f"config.json {prefix}{key} must be a number of at least 0", where,
                                    found=repr(v), hint=f"fix \"{key}\" in the config.json")
-        for key in CONFIG_LISTS:
+        for key in lists:
             if block.get(key) is not None and not isinstance(block[key], list):
                 raise CatalogError(f"config.json {prefix}{key} must be a list", where, found=repr(block[key]))
 
 
-def _moe(text, model_type, layers, hidden) -> dict:
-    experts = _first(text, "num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts", default=0) or 0
-    if not experts:
-        return {"num_experts": 0, "num_experts_per_tok": 0, "moe_intermediate_size": 0,
-                "shared_expert_intermediate_size": 0, "num_moe_layers": 0}
-    moe_inter = _first(text, "moe_intermediate_size", "expert_intermediate_size", default=None) \
-        or text.get("intermediate_size")
-    shared = 0
-    if text.get("shared_expert_intermediate_size"):
-        shared = text["shared_expert_intermediate_size"]
-    elif text.get("n_shared_experts"):
-        shared = text["n_shared_experts"] * moe_inter
-    elif model_type.startswith("llama4"):
-        shared = moe_inter                       # Llama 4: one shared expert as wide as a routed one
-    dense = _first(text, "first_k_dense_replace", default=0) or 0
-    if text.get("mlp_only_layers"):
-        dense += len(text["mlp_only_layers"])
-    step = _first(text, "interleave_moe_layer_step", "decoder_sparse_step", "moe_layer_freq", default=1) or 1
-    moe_layers = (layers - dense) // step if step > 1 else layers - dense
-    return {"num_experts": experts, "num_experts_per_tok": _first(text, "num_experts_per_tok", "moe_topk",
-                                                                    "experts_per_token", default=2),
-            "moe_intermediate_size": moe_inter, "shared_expert_intermediate_size": shared,
-            "num_moe_layers": moe_layers}
-
-
-def _dense_intermediate(text, model_type, hidden, experts) -> int:
-    if model_type.startswith("llama4"):
-        return text.get("intermediate_size_mlp") or text.get("intermediate_size")
-    return _first(text, "intermediate_size", "ffn_hidden_size", "n_inner", default=None) or 4 * hidden
-
-
-def _mla(text) -> dict:
-    rank = text.get("kv_lora_rank") or 0
-    return {"kv_lora_rank": rank, "q_lora_rank": text.get("q_lora_rank") or 0,
-            "qk_rope_head_dim": text.get("qk_rope_head_dim") or 0 if rank else 0,
-            "qk_nope_head_dim": text.get("qk_nope_head_dim") or 0 if rank else 0,
-            "v_head_dim": text.get("v_head_dim") or 0 if rank else 0}
-
-
-def _attention_layout(text, model_type, layers) -> dict:
-    """How many layers attend to a window (sliding or chunked) and how many to everything."""
-    window = _first(text, "sliding_window", "attention_chunk_size", default=0) or 0
-    sliding = 0
-    if isinstance(text.get("layer_types"), list) and text["layer_types"]:
-        sliding = sum(1 for t in text["layer_types"] if t != "full_attention")
-    elif model_type.startswith("gemma3"):
-        pattern = text.get("sliding_window_pattern") or 6
-        sliding = layers - layers // pattern
-    elif model_type.startswith("gemma2"):
-        sliding = layers // 2
-    elif model_type.startswith("llama4") and text.get("attention_chunk_size"):
-        flags = text.get("no_rope_layers") or []
-        sliding = sum(1 for f in flags if f) if flags else layers - layers // 4
-    elif window and text.get("use_sliding_window", True) and model_type in ("mistral", "mixtral", "qwen2"):
-        sliding = layers if text.get("use_sliding_window", model_type != "qwen2") else 0
-    if not window:
-        sliding = 0
-    return {"sliding_window": window if sliding else 0, "num_sliding_layers": sliding,
-            "num_full_attention_layers": layers - sliding}
-
-
-def _vision(cfg) -> dict:
-    v = cfg.get("vision_config") if isinstance(cfg.get("vision_config"), dict) else None
-    if not v:
-        return {"vision_num_layers": 0, "vision_hidden_size": 0, "vision_intermediate_size": 0,
-                "vision_patch_size": 0, "vision_num_channels": 0}
-    return {"vision_num_layers": _first(v, "num_hidden_layers", "depth", default=0),
-            "vision_hidden_size": _first(v, "hidden_size", "embed_dim", default=0),
-            "vision_intermediate_size": _first(v, "intermediate_size", default=0),
-            "vision_patch_size": _first(v, "patch_size", default=14),
-            "vision_num_channels": _first(v, "num_channels", default=3)}
+def _config_key_kinds(catalog: Catalog) -> tuple[set, set]:
+    """config.json keys read as numbers, and keys read as per-layer lists, per the catalog."""
+    numbers, lists = set(), set()
+    for spec in catalog.config_keys.values():
+        kind = spec.get("kind", "number")
+        (numbers if kind == "number" else lists if kind == "count" else set()).update(spec.get("read") or [])
+    for rec in catalog.model_types.values():
+        pattern = rec.get("layer_pattern") or {}
+        lists.update(pattern.get("lists") or {})
+        numbers.update(v for k, v in pattern.items() if k in ("window", "period") and isinstance(v, str))
+    return numbers, lists
 
 
 def quantization_format(qc) -> str:

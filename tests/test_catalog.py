@@ -38,9 +38,14 @@ def test_runtime_total_is_below_marketed(catalog):
 
 
 def model_total(graph, model):
-    names = graph.inputs_for(["total_params"])
-    bindings = {n: model.arch[graph.inputs[n].source_path.split(".", 1)[1]] for n in names}
-    return float(ev.evaluate(graph, bindings, ["total_params"])["total_params"])
+    return model_value(graph, model, "total_params")
+
+
+def model_value(graph, model, target):
+    names = graph.inputs_for([target])
+    inputs = [graph.inputs[n] for n in names]     # an input read from no record (a unit conversion) has a default
+    bindings = {i.name: model.arch[i.source_path.split(".", 1)[1]] if i.source_path else i.default for i in inputs}
+    return float(ev.evaluate(graph, bindings, [target])[target])
 
 
 def test_at_least_30_models_including_seed_and_data_models(catalog):
@@ -81,26 +86,27 @@ def test_only_hypernova_has_an_explained_mismatch(catalog):
         ["MultiverseComputingCAI/HyperNova-60B"]
 
 
-def test_config_json_import(tmp_path, graph):
+def test_config_json_import(tmp_path, graph, catalog):
     cfg = {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 4096,
            "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
            "vocab_size": 32000, "num_local_experts": 8, "num_experts_per_tok": 2, "max_position_embeddings": 32768,
            "tie_word_embeddings": False, "torch_dtype": "bfloat16"}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
-    model = cat.import_config(path)
+    model = cat.import_config(path, catalog)
     assert model.arch["num_experts"] == 8 and model.arch["moe_intermediate_size"] == 14336
-    assert model.arch["head_dim"] == 128
+    assert model.arch["head_dim"] == 0, "not stated: formulas/architecture.yaml derives it"
+    assert model_value(graph, model, "head_dim") == 128
     assert model_total(graph, model) == 46702792704
 
 
 @pytest.mark.parametrize("text, message", [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"),
                                            ('{"hidden_size": 8}', "no num_hidden_layers")])
-def test_config_json_errors(tmp_path, text, message):
+def test_config_json_errors(tmp_path, catalog, text, message):
     path = tmp_path / "config.json"
     path.write_text(text)
     with pytest.raises(CatalogError, match=message):
-        cat.import_config(path)
+        cat.import_config(path, catalog)
 
 
 @pytest.mark.parametrize("qc, expected", [

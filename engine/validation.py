@@ -111,6 +111,7 @@ def compare(graph: FormulaGraph, catalog: Catalog, profile, overrides: dict | No
         "profile_notes": profile.notes, "model_id": sc.model.id, "model_params_b": params / 1e9,
         "profiled_params_b": (float(profile.info["model_params"]) / 1e9) if profile.info.get("model_params") else None,
         "gpu_name": sc.gpu["name"], "gpu_id": sc.gpu_id, "gpu_count": int(result["num_gpus"]),
+        "request_tokens": int(result["request_tokens"]),
         "gpu_memory": float(result["gpu_memory_total"]) / scale,
         "components": components, "total": total, "capacity": capacity,
         "overall": {"pct": overall_pct, "basis": "total" if total else "mean absolute component error",
@@ -173,7 +174,7 @@ def record_row(report: dict) -> dict:
            "model_params_b": f"{report['model_params_b']:.2f}", "gpu_type": report["gpu_name"],
            "gpu_count": report["gpu_count"],
            "batch_size": s["batch_size"] if "batch_size" in report["given"] else None,
-           "seq_length": s["input_tokens"] + s["output_tokens"] if "input_tokens" in report["given"] else None,
+           "seq_length": report["request_tokens"] if "input_tokens" in report["given"] else None,
            "dtype": s.get("dtype"),
            "match_quality": report["overall"]["name"]}
     total = report["total"]

@@ -9,20 +9,32 @@ from __future__ import annotations
 import numpy as np
 
 from . import evaluate as ev
+from . import scenario as scn
 from .accuracy import GIB, cases, latency_cases, latency_bindings, predict
 from .catalog import Catalog
 from .errors import ProfileError
 from .graph import FormulaGraph
 
-ACTIVATION_FEATURES = ["activation_logits_bytes", "activation_mlp_bytes", "activation_moe_bytes",
-                       "activation_qkv_bytes", "activation_hidden_bytes"]
 FITTED = ["BwEffConstant", "mfuPrefill"]   # calibration fields the latency fit determines
 
 
 # -- vLLM memory constants ------------------------------------------------------------------
 
+# Each fitted formula, the measured field it is fitted to, and the `from:` prefix of its constants.
+# A formula is fitted through itself: it is linear in its constants, so evaluating it with one
+# constant set to 1 and the others to 0 gives that constant's column of the least-squares problem.
+MEMORY_FITS = [
+    ("activation_peak_memory", "activation_peak", "fit.vllm_memory.constants."),
+    ("non_torch_memory", "non_torch_memory", "fit.vllm_memory.constants."),
+    ("cuda_context_memory", "cuda_context_memory", "fit.vllm_memory.constants."),
+    ("cuda_graph_memory", "cuda_graph_memory", "fit.vllm_memory.constants."),
+    ("framework_overhead_memory", "runtime_overhead", "framework.overhead."),
+]
+
+
 def fit_vllm_memory(graph: FormulaGraph, catalog: Catalog, version: str = "0.19") -> dict:
-    """Least-squares fits of vLLM's activation peak, non-torch, CUDA-context and CUDA-graph memory."""
+    """Least-squares fits (non-negative) of vLLM's activation peak, non-torch, CUDA-context, CUDA-graph
+    and 004-shaped overhead constants, each through the formula that uses them."""
     # vLLM logs rank 0; under pipeline parallelism rank 0 holds no sampler, so its activation
     # peak is not the binding stage's: single-stage runs only.
     data = [c for c in cases(catalog, version)
@@ -30,69 +42,87 @@ def fit_vllm_memory(graph: FormulaGraph, catalog: Catalog, version: str = "0.19"
     if len(data) < 6:
         raise ProfileError(f"need at least 6 profiles of vLLM {version} with activation_peak to fit, "
                            f"found {len(data)}")
-    feats, layers, weights, ngpus = [], [], [], []
-    for c in data:
-        r = predict(graph, catalog, c, ACTIVATION_FEATURES + ["layers_per_gpu", "num_gpus"])
-        feats.append([float(r[f]) for f in ACTIVATION_FEATURES])
-        layers.append(float(r["layers_per_gpu"]))
-        ngpus.append(float(r["num_gpus"]))
-        weights.append(c.measured["weights_memory"])
-    m = lambda k: np.array([c.measured[k] for c in data])  # noqa: E731
-    tp = np.array([c.scenario.values["tensor_parallel_size"] for c in data])
-    pp = np.array([c.scenario.values.get("pipeline_parallel_size", 1) for c in data])
-
-    act_x = np.column_stack([np.ones(len(data)), np.array(feats)])
-    act_coef, act_pred = _nonnegative_lstsq(act_x, m("activation_peak"))
-    cg_x = np.column_stack([np.ones(len(data)), layers])
-    cg_coef, cg_pred = _nonnegative_lstsq(cg_x, m("cuda_graph_memory"))
-    groups = {"single_gpu": (tp == 1) & (pp == 1), "tensor_parallel": tp > 1, "pipeline_parallel": (tp == 1) & (pp > 1)}
-    non_torch = {g: float(np.mean(m("non_torch_memory")[mask])) for g, mask in groups.items() if mask.any()}
-    context = {"single_gpu": float(np.mean(m("cuda_context_memory")[groups["single_gpu"]])),
-               "multi_gpu": float(np.mean(m("cuda_context_memory")[~groups["single_gpu"]]))}
-    # 004's shape for vLLM: overhead beyond weights, KV and activations = non-torch + context + graphs
-    overhead = m("non_torch_memory") + m("cuda_context_memory") + m("cuda_graph_memory")
-    model_mem = np.array(weights) + m("activation_peak")
-    ov_x = np.column_stack([np.ones(len(data)), model_mem, np.array(weights) * (np.array(ngpus) - 1)])
-    ov_coef, ov_pred = _nonnegative_lstsq(ov_x, overhead)
-    gib = lambda v: f"{v / GIB:.4f} GiB"  # noqa: E731
-    mae = lambda pred, obs: gib(float(np.mean(np.abs(pred - obs))))  # noqa: E731
+    constants, overhead, errors, unfitted = {}, {}, {}, []
+    for formula, field, prefix in MEMORY_FITS:
+        fit = fit_linear(graph, catalog, data, formula, _measured(data, field), prefix, _startup_pins(field))
+        into = overhead if prefix.startswith("framework.") else constants
+        key = lambda n: graph.inputs[n].source_path[len(prefix):]  # noqa: E731
+        into.update({key(n): _as_catalog_value(graph.inputs[n], v) for n, v in fit["values"].items()})
+        errors[f"{formula}_mean_abs"] = f"{fit['mean_abs_error'] / GIB:.4f} GiB"
+        unfitted += [f"{key(n)}: no startup in the data varies it; {fit['stand_in'][n]} stands in"
+                     for n in fit["not_identifiable"]]
     return {
-        "doc": "vLLM memory constants fitted by least squares (non-negative) on measured startups.",
+        "doc": "vLLM memory constants fitted by least squares (non-negative) on measured startups, each "
+               "through the formula that uses it (formulas/activations.yaml, vllm_memory.yaml, workload.yaml).",
         "command": f"llm-sizer calibrate memory --version {version} --write",
         "fitted_on": {"profiles": [c.id for c in data], "vllm_version": version,
                       "gpu": sorted({c.scenario.gpu_id for c in data})},
-        "constants": {
-            "activation_base": gib(act_coef[0]),
-            **{f"activation_{n}_factor": round(float(v), 4)
-               for n, v in zip(["logits", "mlp", "moe", "qkv", "hidden"], act_coef[1:])},
-            "non_torch_single_gpu": gib(non_torch["single_gpu"]),
-            "non_torch_tensor_parallel": gib(non_torch.get("tensor_parallel", non_torch["single_gpu"])),
-            "non_torch_pipeline_parallel": gib(non_torch.get("pipeline_parallel", non_torch["single_gpu"])),
-            "cuda_context_single_gpu": gib(context["single_gpu"]),
-            "cuda_context_multi_gpu": gib(context["multi_gpu"]),
-            "cuda_graph_base": gib(cg_coef[0]),
-            "cuda_graph_per_layer": f"{cg_coef[1] / GIB:.6f} GiB/layer",
-        },
-        "framework_overhead": {
-            "baseline": gib(ov_coef[0]), "proportional": round(float(ov_coef[1]), 5),
-            "multi_gpu": round(float(ov_coef[2]), 5),
-            "batch_scaling": catalog.frameworks["vllm"]["seed_004"]["batch_scaling"],
-        },
-        "fit_error": {
-            "activation_peak_mean_abs": mae(act_pred, m("activation_peak")),
-            "activation_peak_max_abs": gib(float(np.max(np.abs(act_pred - m("activation_peak"))))),
-            "cuda_graph_mean_abs": mae(cg_pred, m("cuda_graph_memory")),
-            "non_torch_mean_abs": mae(np.select([groups["single_gpu"], groups["tensor_parallel"]],
-                                                [non_torch["single_gpu"], non_torch.get("tensor_parallel", 0)],
-                                                non_torch.get("pipeline_parallel", 0)), m("non_torch_memory")),
-            "framework_overhead_mean_abs": mae(ov_pred, overhead),
-        },
+        "constants": constants,
+        "framework_overhead": overhead,
+        "fit_error": errors,
+        "not_identifiable": unfitted,
         "notes": [
-            "batch_scaling is not identifiable from startups (no batch dimension); 004's value is kept.",
             "CUDA graphs and the CUDA context are outside the utilization budget in these vLLM versions.",
             "Pipeline-parallel runs are left out: vLLM logs rank 0, whose stage holds no sampler.",
+            "The overhead shape is fitted with batch size 1: a startup has no batch.",
         ],
     }
+
+
+def _measured(data, field: str) -> np.ndarray:
+    """A measured field per startup; 'runtime_overhead' is what vLLM uses beyond weights, KV and activations."""
+    parts = ["non_torch_memory", "cuda_context_memory", "cuda_graph_memory"] if field == "runtime_overhead" else [field]
+    return np.array([sum(c.measured[p] for p in parts) for c in data])
+
+
+def _startup_pins(field: str):
+    """Formula values a startup measures (pinned instead of predicted) for the overhead fit."""
+    if field != "runtime_overhead":
+        return lambda case: {}
+    return lambda case: {"weight_memory_per_gpu": case.measured["weights_memory"], "batch_size": 1,
+                         "model_memory_per_gpu": case.measured["weights_memory"] + case.measured["activation_peak"]}
+
+
+def fit_linear(graph: FormulaGraph, catalog: Catalog, data, formula: str, measured: np.ndarray, prefix: str,
+               pins=lambda case: {}) -> dict:
+    """Fit the constants of `formula` (its inputs read from `prefix`...) to `measured`, by non-negative
+    least squares over columns the formula itself gives. Constants no startup varies keep their value."""
+    names = [n for n in graph.inputs_for([formula]) if (graph.inputs[n].source_path or "").startswith(prefix)]
+    rows, base = [], []
+    for case in data:
+        b = {**scn.bindings(graph, catalog, case.scenario, graph.inputs_for([formula], pinned=pins(case))),
+             **pins(case)}
+        at = lambda **x: float(ev.evaluate(graph, {**b, **dict.fromkeys(names, 0.0), **x}, [formula])[formula])  # noqa: E731
+        zero = at()
+        rows.append([at(**{n: 1.0}) - zero for n in names])
+        base.append(zero)
+    x, y = np.array(rows), measured - np.array(base)
+    varied = np.any(x != 0, axis=0)
+    coef, pred = _nonnegative_lstsq(x[:, varied], y)
+    values = dict(zip([n for n, v in zip(names, varied) if v], coef))
+    stand_in = {}
+    for n in (n for n, v in zip(names, varied) if not v):     # keep a twin's value, else the current one
+        twin = _twin(n, values)
+        values[n] = values[twin] if twin else float(b[n])
+        stand_in[n] = f"the fitted {twin}" if twin else "the catalog's current value"
+    return {"values": {n: values[n] for n in names}, "mean_abs_error": float(np.mean(np.abs(pred - y))),
+            "not_identifiable": [n for n, v in zip(names, varied) if not v], "stand_in": stand_in}
+
+
+def _twin(name: str, fitted: dict) -> str | None:
+    """The fitted constant a non-identifiable one shares its prefix with (pipeline -> single GPU)."""
+    stem = name.rsplit("_", 2)[0]
+    return next((n for n in sorted(fitted) if n.startswith(stem) and n.endswith("single_gpu")), None)
+
+
+def _as_catalog_value(decl, v: float):
+    """A fitted magnitude as the catalog writes it: memory in GiB, per-layer memory in GiB/layer, else a number."""
+    unit = decl.unit_text.replace(" ", "")
+    if unit == "byte":
+        return f"{v / GIB:.4f} GiB"
+    if unit.startswith("byte/"):
+        return f"{v / GIB:.6f} GiB/{unit.split('/', 1)[1]}"
+    return round(float(v), 5 if decl.source_path.startswith("framework.") else 4)
 
 
 def _nonnegative_lstsq(x: np.ndarray, y: np.ndarray):

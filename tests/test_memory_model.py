@@ -1,6 +1,7 @@
 """The memory model against the seeds' figures and against real vLLM startups."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from engine import accuracy, fitting
@@ -43,6 +44,22 @@ def test_fit_is_reproducible(graph, catalog):
     fresh = fitting.fit_vllm_memory(graph, catalog, "0.19")
     assert fresh["constants"] == catalog.fits["vllm_memory"]["constants"]
     assert fresh["framework_overhead"] == catalog.fits["vllm_memory"]["framework_overhead"]
+
+
+def test_fit_goes_through_the_formula(graph, catalog):
+    """The columns of a fit are the formula's own terms: non-torch memory by its where() branches gives the
+    mean of each group; a constant no startup varies is named, not silently copied."""
+    data = [c for c in accuracy.cases(catalog, "0.19")
+            if "activation_peak" in c.measured and c.scenario.values["pipeline_parallel_size"] == 1]
+    measured = np.array([c.measured["non_torch_memory"] for c in data])
+    fit = fitting.fit_linear(graph, catalog, data, "non_torch_memory", measured, "fit.vllm_memory.constants.")
+    single = [c.scenario.values["tensor_parallel_size"] == 1 for c in data]
+    assert fit["values"]["non_torch_single_gpu"] == pytest.approx(measured[single].mean(), rel=1e-9)
+    assert fit["values"]["non_torch_tensor_parallel"] == pytest.approx(measured[~np.array(single)].mean(), rel=1e-9)
+    assert fit["not_identifiable"] == ["non_torch_pipeline_parallel"]
+    assert fit["values"]["non_torch_pipeline_parallel"] == fit["values"]["non_torch_single_gpu"]
+    notes = fitting.fit_vllm_memory(graph, catalog, "0.19")["not_identifiable"]
+    assert [n.split(":")[0] for n in notes] == ["non_torch_pipeline_parallel", "batch_scaling"]
 
 
 # -- 000: HyperNova-60B, TP=2 on 2 x RTX 5090 ------------------------------------------------

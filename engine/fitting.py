@@ -10,7 +10,7 @@ import numpy as np
 
 from . import evaluate as ev
 from . import scenario as scn
-from .accuracy import GIB, cases, latency_cases, latency_bindings, predict
+from .accuracy import GIB, cases, latency_bindings, latency_cases
 from .catalog import Catalog
 from .errors import ProfileError
 from .graph import FormulaGraph

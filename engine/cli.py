@@ -98,15 +98,21 @@ def size(scenario_file, formula_dirs, catalog_dirs, as_json, variant, out_dir, n
 @click.option("--variant", default=None, help="Build the workbook from a named variant's formulas.")
 @_user_errors
 def workbook(scenario_file, formula_dirs, catalog_dirs, output_path, variant, **options):
-    """A live Excel workbook of the sizing: edit an input and every result recalculates."""
+    """A live Excel workbook of the sizing: edit an input and every result recalculates.
+
+    A deployment that does not fit is still written (edit it until it fits), and exits 1 as `size` does.
+    """
     from . import output
-    from .render import excel
+    from .render import excel, terminal
 
     g, c = sizing.load(formula_dirs, catalog_dirs)
     sc = sizing.scenario_from(c, scenario_file, options)
     result = sizing.evaluate_scenario(g, c, sc, variant)
     output.write_atomic(output_path, excel.build(result, sc, c))
     click.echo(f"wrote {output_path}")
+    if not terminal.verdict(result, sc)["fits"]:
+        click.echo(terminal.verdict_line(result, sc))
+        sys.exit(1)
 
 
 @main.command()

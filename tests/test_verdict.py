@@ -112,3 +112,16 @@ def test_report_and_workbook_carry_the_same_verdict(tmp_path):
     verdict_row = next(k[1:] for k, v in cells.items() if v == "verdict")
     assert cells["B" + verdict_row] == '=IF(fits=1,"fits","does NOT fit")'
     assert cells["C" + verdict_row] == "engine: does NOT fit"
+
+
+def test_workbook_of_a_deployment_that_does_not_fit_is_written_and_exits_1(tmp_path):
+    """The workbook is live (a user edits it until it fits), so it is written; the exit code says the verdict."""
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    out = tmp_path / "w.xlsx"
+    result = CliRunner().invoke(main, ["workbook", "--model", "meta-llama/Llama-3.1-70B-Instruct", "--gpu", "l4",
+                                       "-o", str(out)])
+    assert result.exit_code == 1 and out.is_file()
+    assert "Verdict: does NOT fit - short by" in result.output

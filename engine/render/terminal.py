@@ -71,6 +71,14 @@ def verdict(result: Result, sc) -> dict:
             "formulas": {k: names[k] for k in ("fits", "shortfall", "failed")}}
 
 
+def verdict_line(result: Result, sc) -> str:
+    verdict_ = verdict(result, sc)
+    if verdict_["fits"]:
+        return "Verdict: fits."
+    return (f"Verdict: does NOT fit - short by {verdict_['memory_shortfall'] / GIB:.2f} GiB per GPU: "
+            f"{condition_text(result, sc, verdict_['failed_condition'])}.")
+
+
 def condition_text(result: Result, sc, condition: str) -> str:
     """One verdict condition in words, with its figures (bytes in GiB, counts in full)."""
     class Figures(dict):
@@ -130,11 +138,7 @@ def capacity_lines(result: Result, sc) -> list:
     else:
         lines = [f"KV cache: {format_number(v('kv_cache_bytes_per_token'))} bytes/token/GPU; the workload's "
                  f"{format_number(v('workload_kv_cache_tokens'))} tokens take {v('workload_kv_cache_memory') / GIB:.2f} GiB"]
-    if verdict_["fits"]:
-        lines.append("Verdict: fits.")
-    else:
-        lines.append(f"Verdict: does NOT fit - short by {verdict_['memory_shortfall'] / GIB:.2f} GiB per GPU: "
-                     f"{condition_text(result, sc, verdict_['failed_condition'])}.")
+    lines.append(verdict_line(result, sc))
     if "ttft" in result and verdict_["fits"]:
         bound = lambda n: "compute-bound" if v(n) else "memory-bound"  # noqa: E731
         lines.append(f"Latency at batch {s['batch_size']}, {s['input_tokens']:g} + {s['output_tokens']:g} tokens: "

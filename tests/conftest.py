@@ -10,6 +10,12 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(os.environ.get("LLM_SIZER_CACHE_DIR", ""), ignore_errors=True)
+
+
 def pytest_configure(config):
     # a compiled-graph cache of the session's own: tests start cold and never touch the user's
     import tempfile

@@ -206,6 +206,7 @@ def run_checks(graph: FormulaGraph) -> list[CheckFailure]:
         for chk in ff.checks:
             try:
                 given = {n: _given_value(graph, n, v, chk) for n, v in chk.given.items()}
+                given.update(_defaults(graph, given))
                 with np.errstate(over="ignore"):    # an overflow is reported below, as a failed check
                     result = evaluate(graph, given, targets=list(chk.expect), variant=chk.variant)
             except EngineError as exc:
@@ -232,6 +233,12 @@ def run_checks(graph: FormulaGraph) -> list[CheckFailure]:
                         expected=f"{with_unit(want_v, result.unit(n))} (relative tolerance {chk.tolerance:g})",
                         hint="fix the formula, or the worked example if it was computed wrongly"))
     return failures
+
+
+def _defaults(graph, given) -> dict:
+    """Inputs with a `default:` (constants such as parameters_per_entry) that a check does not give."""
+    return {n: units.parse_quantity(i.default, i.unit_text, i.location, field=n) if isinstance(i.default, str)
+            else float(i.default) for n, i in graph.inputs.items() if i.default is not None and n not in given}
 
 
 def _given_value(graph, name, value, chk):

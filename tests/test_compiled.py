@@ -72,11 +72,11 @@ def test_formula_change_rebuilds(tmp_path, monkeypatch):
     mine = tmp_path / "f"
     mine.mkdir()
     (mine / "x.yaml").write_text("schema: 1\ntitle: t\nformulas:\n  doubled_tp:\n"
-                                 "    {doc: d, expr: 2 * tp, unit: gpu}\n")
+                                 "    {doc: d, expr: 2 * tp, unit: 1}\n")
     g = graph_mod.load([*paths.search_path("formulas"), mine])
     assert g.formulas["doubled_tp"].code({"tp": 3}) == 6
     (mine / "x.yaml").write_text("schema: 1\ntitle: t\nformulas:\n  doubled_tp:\n"
-                                 "    {doc: d, expr: 3 * tp, unit: gpu}\n")
+                                 "    {doc: d, expr: 3 * tp, unit: 1}\n")
     g = graph_mod.load([*paths.search_path("formulas"), mine])
     assert g.formulas["doubled_tp"].code({"tp": 3}) == 9
     assert len(list((tmp_path / "cache").glob("graph-*.json"))) == 2

@@ -61,3 +61,15 @@ def test_cli_check_resolves_from_paths(file_regression):
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "hint: did you mean model.num_attention_heads?" in run.stderr
     file_regression.check(run.stderr, basename="unresolved_from", extension=".txt")
+
+
+def test_bytes_per_token_plus_bytes_refused_beside_the_builtin_formulas(tmp_path):
+    """token is a dimension: the built-in kv_cache_bytes_per_token cannot be added to weight bytes."""
+    from engine import paths
+    from engine.errors import UnitError
+    (tmp_path / "x.yaml").write_text("schema: 1\ntitle: t\nformulas:\n  nonsense:\n    {doc: d, "
+                                     "expr: kv_cache_bytes_per_token + weight_memory_per_gpu, unit: byte}\n")
+    with pytest.raises(ErrorList) as info:
+        graph.load([*paths.search_path("formulas"), tmp_path], use_cache=False)
+    [err] = info.value.errors
+    assert isinstance(err, UnitError) and "cannot add byte / token and byte" in err.message

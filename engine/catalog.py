@@ -224,7 +224,9 @@ def import_config(path: Path, catalog: Catalog) -> Model:
                            hint="give the path of a Hugging Face config.json") from None
     if not isinstance(cfg, dict):
         raise CatalogError("config.json must hold a JSON object", Location(shown))
-    name = cfg.get("_name_or_path") or Path(path).parent.name or Path(path).stem
+    # a file called config.json is named by its directory; any other JSON file by its own name
+    name = cfg.get("_name_or_path") or (Path(path).parent.name if Path(path).name == "config.json" else "") \
+        or Path(path).stem
     return Model(str(name), cfg, architecture(cfg, catalog, Location(shown)), [], {}, Location(shown), shown)
 
 

@@ -33,6 +33,23 @@ class Case:
     source: str
     version: str
     assumed: str | None = None
+    engine: str = "V1"
+    lora: bool = False
+
+
+# Groups the accuracy report averages over; a case may be in several. H100 here is the 0.19 sweep's GPU.
+GROUPS = {
+    "H100 vLLM 0.19": lambda c: c.scenario.gpu_id == "h100-sxm" and c.version.startswith("0.19"),
+    "H100 other vLLM": lambda c: c.scenario.gpu_id == "h100-sxm" and not c.version.startswith("0.19"),
+    "other GPUs": lambda c: c.scenario.gpu_id != "h100-sxm",
+    "V0 engine": lambda c: c.engine == "V0",
+    "quantized": lambda c: c.scenario.quant_id != "none",
+    "LoRA": lambda c: c.lora,
+}
+
+
+def groups(case: Case) -> list[str]:
+    return [name for name, member in GROUPS.items() if member(case)]
 
 
 MEASURED_UNITS = {"ttft": "s", "itl": "s", "e2e": "s", "output_throughput": "token / s"}
@@ -45,10 +62,20 @@ def measured_value(field: str, value, where=None):
     return float(value)
 
 
+def not_sized(catalog: Catalog, version: str | None = None) -> list[dict]:
+    """Profiles the engine cannot size yet (their `not_sized:` says why): listed, never predicted."""
+    return [{"id": pid, "version": str(rec.get("vllm_version") or ""), "reason": rec["not_sized"],
+             "source": rec.get("source", "")}
+            for pid, rec in sorted(catalog.profiles.items())
+            if "not_sized" in rec and (not version or str(rec.get("vllm_version", "")).startswith(version))]
+
+
 def cases(catalog: Catalog, version: str | None = None) -> list[Case]:
     out = []
     for pid, rec in sorted(catalog.profiles.items()):
         if version and not str(rec.get("vllm_version", "")).startswith(version):
+            continue
+        if "not_sized" in rec:
             continue
         if "scenario" not in rec or "measured" not in rec:
             raise ProfileError(f"profile '{pid}' needs scenario: and measured:", rec.where())
@@ -56,7 +83,7 @@ def cases(catalog: Catalog, version: str | None = None) -> list[Case]:
                                    for k, v in rec["scenario"].items()})
         meas = {k: measured_value(k, v, rec["measured"].where(k)) for k, v in rec["measured"].items()}
         out.append(Case(pid, sc, meas, rec.get("source", ""), str(rec.get("vllm_version", "")),
-                        rec.get("assumed")))
+                        rec.get("assumed"), rec.get("engine", "V1"), bool((rec.get("lora") or {}).get("enable_lora"))))
     return out
 
 
@@ -66,13 +93,15 @@ def predict(graph: FormulaGraph, catalog: Catalog, case: Case, targets=None) -> 
     return ev.evaluate(graph, scn.bindings(graph, catalog, case.scenario, names), targets)
 
 
-def accuracy(graph: FormulaGraph, catalog: Catalog, version: str | None = None) -> dict:
-    """Per case and overall absolute % error of weights, KV memory, KV tokens, concurrency."""
+def accuracy(graph: FormulaGraph, catalog: Catalog, version: str | None = None, only=None) -> dict:
+    """Per case, per group and overall absolute % error of weights, KV memory, KV tokens, concurrency;
+    `only` (case ids) restricts it, e.g. to the cases a fit left out."""
     rows = []
-    for case in [c for c in cases(catalog, version) if "weights_memory" in c.measured]:
+    for case in [c for c in cases(catalog, version) if "weights_memory" in c.measured
+                 and (only is None or c.id in only)]:
         result = predict(graph, catalog, case, list(COMPARED.values()))
-        row = {"id": case.id, "version": case.version, "model": case.scenario.model.id,
-               "tp": case.scenario.values["tensor_parallel_size"],
+        row = {"id": case.id, "version": case.version, "model": case.scenario.model.id, "gpu": case.scenario.gpu_id,
+               "tp": case.scenario.values["tensor_parallel_size"], "groups": groups(case),
                "pp": case.scenario.values.get("pipeline_parallel_size", 1), "errors": {}, "values": {}}
         for field, formula in COMPARED.items():
             if field in case.measured:
@@ -80,9 +109,25 @@ def accuracy(graph: FormulaGraph, catalog: Catalog, version: str | None = None) 
                 row["values"][field] = (got, want)
                 row["errors"][field] = abs(got - want) / want * 100 if want else float("nan")
         rows.append(row)
-    mean = {f: float(np.mean([r["errors"][f] for r in rows if f in r["errors"]])) for f in COMPARED
-            if any(f in r["errors"] for r in rows)}  # fields no profile measured are left out
-    return {"cases": rows, "mean_abs_error_pct": mean}
+    fitted = set((catalog.fits.get("vllm_memory") or {}).get("fitted_on", {}).get("profiles", []))
+    for row in rows:
+        row["in_fit"] = row["id"] in fitted
+    left_out = [r for r in rows if not r["in_fit"]]
+    return {"cases": rows, "mean_abs_error_pct": _mean_errors(rows), "groups": _by_group(rows),
+            "in_fit": {"n": len(rows) - len(left_out), "mean_abs_error_pct": _mean_errors([r for r in rows if r["in_fit"]])},
+            "left_out": {"n": len(left_out), "mean_abs_error_pct": _mean_errors(left_out), "groups": _by_group(left_out)},
+            "not_sized": [] if only is not None else not_sized(catalog, version)}
+
+
+def _by_group(rows: list) -> dict:
+    return {g: {"n": len(members), "mean_abs_error_pct": _mean_errors(members)}
+            for g in GROUPS if (members := [r for r in rows if g in r["groups"]])}
+
+
+def _mean_errors(rows: list) -> dict:
+    """Mean absolute % error per compared field over `rows`; fields none of them measured are left out."""
+    return {f: float(np.mean([r["errors"][f] for r in rows if f in r["errors"]])) for f in COMPARED
+            if any(f in r["errors"] for r in rows)}
 
 # -- latency: the roofline against one-request-at-a-time runs --------------------------------------
 

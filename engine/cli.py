@@ -60,7 +60,7 @@ def main():
 @_scenario_options
 @_data_options
 @click.option("--json", "as_json", is_flag=True, help="Print the scenario and every formula's value as JSON.")
-@click.option("--variant", default=None, help="Evaluate a named variant (e.g. seed_000) in place of the defaults.")
+@click.option("--variant", default=None, help="Evaluate a named variant (e.g. simple_calculator) in place of the defaults.")
 @click.option("--out", "out_dir", default="llm-sizer-output", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the sizing's workbook (sizing.xlsx) and Markdown report (sizing.md).")
 @click.option("--no-files", is_flag=True, help="Only print; write no workbook or report.")
@@ -197,7 +197,7 @@ def _profile_paths(paths_):
 @click.option("--quantization", default=None, help="Override the quantization.")
 @click.option("--kv-cache-dtype", default=None, help="Override the KV-cache dtype.")
 @click.option("--record", "record_csv", type=click.Path(dir_okay=False), default=None,
-              help="Append one row per profile to this CSV (001's data-dictionary columns).")
+              help="Append one row per profile to this CSV (the profiler's data-dictionary columns).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write <profile>.md (and batch-summary.md) into this directory instead of printing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
@@ -333,7 +333,7 @@ def calibrate_memory(formula_dirs, catalog_dirs, version, write):
 @click.option("--write", is_flag=True, help="Write fits/roofline_<gpu>.yaml into your catalog directory (as for calibrate memory).")
 @_user_errors
 def calibrate_latency(formula_dirs, catalog_dirs, gpu, write):
-    """Fit bandwidth efficiency and prefill MFU from measured TTFT/ITL (002's workflow)."""
+    """Fit bandwidth efficiency and prefill MFU from measured TTFT/ITL (the roofline calibration guide's workflow)."""
     from . import fitting
 
     g, c = sizing.load(formula_dirs, catalog_dirs)

@@ -199,6 +199,6 @@ def fit_latency(graph: FormulaGraph, catalog: Catalog, gpu_id: str) -> dict:
         "verdict": verdict,
         "notes": ["In-sample: the data hold one model at one TP size on one GPU; generalisation across models "
                   "and TP is not demonstrated by these rows.",
-                  "Other constants (overheads, TP exponents, decode MFU) keep 002's values: these rows cannot "
+                  "Other constants (overheads, TP exponents, decode MFU) keep the roofline calibration guide's values: these rows cannot "
                   "separate them."],
     }

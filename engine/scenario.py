@@ -152,7 +152,7 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
         catalog.resolve("kv_cache_dtypes", values["kv_cache_dtype"])[0]
     values["enforce_eager"] = int(bool(values["enforce_eager"]))
     if gpu_id not in (catalog.calibration or {}).get("gpus", {}):
-        notes.append(f"latency uses 002's default roofline constants: {gpu_id} has no calibration "
+        notes.append(f"latency uses the roofline calibration guide's default constants (seed 002): {gpu_id} has no calibration "
                      "(llm-sizer calibrate latency fits one from measured TTFT/ITL)")
     return Scenario(values, model, gpu_id, gpu, framework_id, framework, dtype, kv_dtype, quant_id, quant,
                     notes, origins)

@@ -21,7 +21,7 @@ PREDICTED = ("weight_memory_per_gpu", "activation_peak_memory", "non_torch_memor
              "num_gpu_blocks", "num_kv_cache_groups", "kv_cache_bytes_per_token", "num_gpus",
              "attention_heads_per_gpu", "attention_width_per_gpu", "hidden_size_per_gpu",
              "simple_calculator_activation_tokens", "simple_calculator_activation_memory", "head_dim")
-SIMPLE_CALCULATOR = "seed_000"   # the variant holding 000's simple calculator
+SIMPLE_CALCULATOR = "simple_calculator"   # the variant holding 000's simple calculator
 
 
 def _decimals(x) -> int:

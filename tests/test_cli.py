@@ -95,13 +95,13 @@ def test_explain_shows_chain(file_regression):
 
 
 def test_explain_variant_and_latex():
-    result = run("explain", "kv_cache_bytes_per_token", "--variant", "seed_003", "--latex")
-    assert "[variant seed_003]" in result.output and "LaTeX:" in result.output
+    result = run("explain", "kv_cache_bytes_per_token", "--variant", "hidden_size_kv", "--latex")
+    assert "[variant hidden_size_kv]" in result.output and "LaTeX:" in result.output
 
 
 def test_list_and_check():
     assert "h100-sxm" in run("list", "gpus").output
-    assert "seed_000" in run("list", "variants").output
+    assert "simple_calculator" in run("list", "variants").output
     assert run("check").output.startswith("ok:")
 
 

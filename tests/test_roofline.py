@@ -60,9 +60,9 @@ def test_e2e_is_ttft_plus_decode_steps(size):
     assert float(r["output_throughput"]) == pytest.approx(4 / float(r["inter_token_latency"]))
 
 
-def test_seed_003_flops_variant(size):
+def test_hidden_size_kv_flops_variant(size):
     ours, _ = size(model="meta-llama/Llama-2-7b-hf", input_tokens=1000)
-    seed, _ = size(variant="seed_003", model="meta-llama/Llama-2-7b-hf", input_tokens=1000)
+    seed, _ = size(variant="hidden_size_kv", model="meta-llama/Llama-2-7b-hf", input_tokens=1000)
     assert float(seed["prefill_flops"]) < 0.5 * float(ours["prefill_flops"])
 
 

@@ -81,23 +81,23 @@ def test_workload_exactly_at_the_kv_cache_boundary():
 
 def test_variant_propagates_to_blocks_tokens_and_concurrency():
     base = sized("--max-model-len", "8192")[1]
-    seed = sized("--max-model-len", "8192", "--variant", "seed_003")[1]
+    seed = sized("--max-model-len", "8192", "--variant", "hidden_size_kv")[1]
     assert value(seed, "kv_cache_bytes_per_token") == 4 * value(base, "kv_cache_bytes_per_token")
     for name in ("kv_block_bytes", "num_gpu_blocks", "kv_cache_tokens", "max_concurrency"):
         assert value(seed, name) != value(base, name), name
     assert value(seed, "kv_cache_tokens") == pytest.approx(value(base, "kv_cache_tokens") / 4, rel=0.01)
-    assert seed["variant"] == "seed_003" and base["variant"] is None
+    assert seed["variant"] == "hidden_size_kv" and base["variant"] is None
 
 
 def test_variant_is_named_in_every_output(tmp_path):
     from engine.render import excel
 
-    result = run("size", "--max-model-len", "8192", "--variant", "seed_003", "--out", str(tmp_path))
+    result = run("size", "--max-model-len", "8192", "--variant", "hidden_size_kv", "--out", str(tmp_path))
     assert result.exit_code == 0
-    assert "framework vllm [variant seed_003]" in result.output.splitlines()[0]
-    assert "[variant seed_003]" in (tmp_path / "sizing.md").read_text().splitlines()[0]
+    assert "framework vllm [variant hidden_size_kv]" in result.output.splitlines()[0]
+    assert "[variant hidden_size_kv]" in (tmp_path / "sizing.md").read_text().splitlines()[0]
     cells = excel.dump((tmp_path / "sizing.xlsx").read_bytes())["sheets"]["Breakdown"]["cells"]
-    assert "seed_003" in [v for k, v in cells.items() if k.startswith("B")]
+    assert "hidden_size_kv" in [v for k, v in cells.items() if k.startswith("B")]
 
 
 def test_report_and_workbook_carry_the_same_verdict(tmp_path):

@@ -137,7 +137,7 @@ def _breakdown_sheet(wb, result, sc, bold):
     for label, name in rows:
         ws.append([label, f"={name}/{GIB}", f"={name}/1000000000"])
     end = len(rows) + 1
-    ws.append(["in use per GPU (budget + context + graphs)" if vllm_budget else "needed per GPU (004's minimum)",
+    ws.append(["in use per GPU (budget + context + graphs)" if vllm_budget else "needed per GPU (framework-overhead minimum)",
                f"=SUM(B2:B{end})", f"=SUM(C2:C{end})"])
     ws.append(["GPU total (runtime)", f"=gpu_memory_total/{GIB}", "=gpu_memory_total/1000000000"])
     ws.append(["memory shortfall per GPU", f"={names['shortfall']}/{GIB}", f"={names['shortfall']}/1000000000"])

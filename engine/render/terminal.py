@@ -209,9 +209,27 @@ def accuracy_table(report: dict, latency: bool) -> str:
         rows.append(["mean absolute error", "", ""] + [f"{report['mean_abs_error_pct'][k]:.2f} %" for k in LATENCY])
         return table(rows, ["profile", "model", "TP", "TTFT ms pred / meas", "ITL ms pred / meas",
                             "E2E ms pred / meas"])
-    rows = [[r["id"][:58], r["version"], str(r["tp"]), str(r["pp"])]
-            + [f"{r['errors'][f]:.2f}" if f in r["errors"] else "-" for f in COMPARED] for r in report["cases"]]
-    rows.append(["mean absolute error", "", "", ""]
-                + [f"{report['mean_abs_error_pct'][f]:.2f}" if f in report["mean_abs_error_pct"] else "-"
-                   for f in COMPARED])
-    return table(rows, ["profile", "vLLM", "TP", "PP", "weights %", "KV memory %", "KV tokens %", "concurrency %"])
+    def errors(means):
+        return [f"{means[f]:.2f}" if f in means else "-" for f in COMPARED]
+
+    rows = [[r["id"][:58], r["version"][:12], r["gpu"], str(r["tp"]), str(r["pp"])] + errors(r["errors"])
+            for r in report["cases"]]
+    rows.append(["mean absolute error", "", "", "", ""] + errors(report["mean_abs_error_pct"]))
+    out = [table(rows, ["profile", "vLLM", "GPU", "TP", "PP", "weights %", "KV memory %", "KV tokens %",
+                        "concurrency %"])]
+    if report.get("groups"):
+        out.append(table([[g, str(v["n"])] + errors(v["mean_abs_error_pct"]) for g, v in report["groups"].items()],
+                         ["group (mean absolute error)", "cases", "weights %", "KV memory %", "KV tokens %",
+                          "concurrency %"]))
+    if report.get("left_out", {}).get("n") and report["in_fit"]["n"]:
+        lo = report["left_out"]
+        out.append(table([["in the memory fit", str(report["in_fit"]["n"])] + errors(report["in_fit"]["mean_abs_error_pct"]),
+                          ["left out of it", str(lo["n"])] + errors(lo["mean_abs_error_pct"])]
+                         + [[f"  left out: {g}", str(v["n"])] + errors(v["mean_abs_error_pct"])
+                            for g, v in lo["groups"].items()],
+                         ["fit (catalogs/fits/vllm_memory.yaml)", "cases", "weights %", "KV memory %", "KV tokens %",
+                          "concurrency %"]))
+    if report.get("not_sized"):
+        out.append("Not sized (the engine cannot size them yet):\n"
+                   + "\n".join(f"  {n['id']} (vLLM {n['version'] or '?'}): {n['reason']}" for n in report["not_sized"]))
+    return "\n\n".join(out)

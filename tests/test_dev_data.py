@@ -1,0 +1,94 @@
+"""The wild dev data (catalogs/profiles/vllm_wild.yaml, from ../shared/data/vllm_memory_wild_dev.yaml): every
+case carried over with its source, the records it needs, and `llm-sizer accuracy` grouped over it."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from engine import accuracy, units
+from engine.cli import main
+
+def wild(catalog) -> dict:
+    return {pid: p for pid, p in catalog.profiles.items() if p.source.path.endswith("vllm_wild.yaml")}
+
+
+def test_every_case_of_the_data_set_is_carried_over(catalog):
+    cases = wild(catalog)
+    assert len(cases) == 21                                    # 18 complete + 3 partial
+    assert sum(bool(p.get("partial")) for p in cases.values()) == 3
+    for pid, p in cases.items():
+        assert p["source"], pid
+        assert p["source"].startswith("https://") or "no URL in the data set" in p["source"], pid
+        assert p["engine"] in ("V0", "V1"), pid
+
+
+def test_numbers_are_the_logged_ones(catalog):
+    """Spot checks against the log lines quoted in the data set."""
+    b200 = catalog.profiles["unsloth-openenv-wordle-b200-qwen3-4b-lora"]
+    assert units.parse_quantity(b200["measured"]["kv_cache_memory"], "GiB") == pytest.approx(80.21)
+    assert b200["measured"]["kv_cache_tokens"] == 584096 and b200["measured"]["max_concurrency"] == 142.6
+    v0 = catalog.profiles["gh-rldecisionagent-art2048-4090d-qwen25-05b-bnb4-util022"]
+    assert v0["measured"]["gpu_blocks"] == 19813 and v0["scenario"]["gpu_memory_utilization"] == 0.22
+
+
+def test_the_gpus_and_models_it_needs_are_in_the_catalog(catalog):
+    for gid in ["rtx-4090-d", "rtx-4090", "rtx-3090", "b200", "h200-sxm", "a100-40gb-sxm", "a100-80gb-sxm", "l40s",
+                "l4", "t4", "a10g", "mi300x"]:
+        assert gid in catalog.gpus
+    d = catalog.gpus["rtx-4090-d"]
+    assert d["sources"]["spec"].startswith("https://") and d["memory_total_runtime"] == "23.55 GiB"
+    assert catalog.gpu("NVIDIA GeForce RTX 4090 D")[0] == "rtx-4090-d"
+    for pid, p in wild(catalog).items():
+        if "not_sized" not in p:
+            model = catalog.model(p["scenario"]["model"])
+            assert "https://" in str(model.source), (pid, model.id)
+
+
+def test_glm_5_1_config_is_the_vendored_copy(catalog):
+    model = catalog.model("zai-org/GLM-5.1-FP8")
+    assert "ai-dynamo/aiconfigurator/blob/095f58a" in model.source
+    assert model.config["num_hidden_layers"] == 78 and model.config["kv_lora_rank"] == 512
+    assert model.arch["quantization"] == "fp8-block"
+
+
+def test_unsizable_cases_are_listed_with_a_reason_not_predicted(graph, catalog):
+    report = accuracy.accuracy(graph, catalog)
+    listed = {n["id"]: n["reason"] for n in report["not_sized"]}
+    assert "gh-selfllm-4090d-qwen35-4b-hybrid-gdn" in listed and "hybrid" in listed["gh-selfllm-4090d-qwen35-4b-hybrid-gdn"]
+    assert len(listed) == 4
+    assert not set(listed) & {r["id"] for r in report["cases"]}
+
+
+def test_groups_hold_the_cases_they_name(graph, catalog):
+    report = accuracy.accuracy(graph, catalog)
+    by_id = {r["id"]: r["groups"] for r in report["cases"]}
+    assert by_id["gh-selfllm-a100-80-phi4-bnb4-grpo-v0"] == ["other GPUs", "V0 engine", "quantized", "LoRA"]
+    assert by_id["llmd-qwen-qwen3-8b--h100-80gb--tp1pp1dp1--8192"] == ["H100 vLLM 0.19"]
+    assert by_id["idx-10876549642-2xl40s-tp2-llama3-70b-awq-v0160"] == ["other GPUs", "quantized"]
+    groups = report["groups"]
+    assert groups["H100 vLLM 0.19"]["n"] == 18 and groups["V0 engine"]["n"] == 8 and groups["LoRA"]["n"] == 4
+    for name, g in groups.items():
+        members = [r for r in report["cases"] if name in r["groups"]]
+        want = sum(r["errors"]["weights_memory"] for r in members) / len(members)
+        assert g["mean_abs_error_pct"]["weights_memory"] == pytest.approx(want)
+
+
+def test_fit_split_in_sample_and_left_out(graph, catalog):
+    """The memory fit's own cases are reported apart from those it never saw."""
+    report = accuracy.accuracy(graph, catalog)
+    fitted = set(catalog.fits["vllm_memory"]["fitted_on"]["profiles"])
+    assert report["in_fit"]["n"] == len(fitted)
+    assert report["left_out"]["n"] == len(report["cases"]) - len(fitted)
+    assert report["in_fit"]["mean_abs_error_pct"]["kv_cache_memory"] <= 1.0
+
+
+def test_accuracy_command_prints_groups_and_unsized(tmp_path):
+    out = CliRunner().invoke(main, ["accuracy"])
+    assert out.exit_code == 0, out.output
+    for text in ["H100 vLLM 0.19", "other GPUs", "V0 engine", "quantized", "LoRA", "left out of it",
+                 "Not sized", "gh-selfllm-4090d-minicpm5-1b"]:
+        assert text in out.output
+    data = json.loads(CliRunner().invoke(main, ["accuracy", "--json"]).output)
+    assert set(data["groups"]) >= {"H100 vLLM 0.19", "other GPUs", "V0 engine", "quantized", "LoRA"}

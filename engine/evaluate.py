@@ -168,7 +168,7 @@ class Derivation:
     value: object
     sources: list
     variant: str | None = None
-    inputs: list = field(default_factory=list)       # (name, value, unit, doc, from)
+    inputs: list = field(default_factory=list)       # (name, value, unit, doc, "from <path>" | "a constant" | "given")
     steps: list = field(default_factory=list)        # Derivations of the formulas used
 
 
@@ -195,7 +195,9 @@ def derive(result: Result, name: str, _seen=None) -> Derivation:
                 d.steps.append(derive(result, dep, seen))
         elif dep in graph.inputs:
             i = graph.inputs[dep]
-            d.inputs.append((dep, result.values.get(dep), i.unit_text, i.doc, i.source_path))
+            origin = f"from {i.source_path}" if i.source_path else "a constant" if i.default is not None \
+                else "given"
+            d.inputs.append((dep, result.values.get(dep), i.unit_text, i.doc, origin))
     return d
 
 

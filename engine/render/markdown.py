@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 from .. import paths
 from ..evaluate import format_number
@@ -24,6 +25,7 @@ def environment():
         "gib": lambda v, d=2: f"{v / GIB:,.{d}f}",        # bytes, shown in GiB / GB
         "gb": lambda v, d=2: f"{v / GB:,.{d}f}",
     }.items()})
+    env.filters["code_path"] = lambda origin: re.sub(r"^from (\S+)$", r"from `\1`", origin)   # paths as code
     env.filters["heading"] = lambda depth: "#" * (depth + 1)     # a derivation step (loop.depth from 1): ## ...
     return env
 

@@ -192,7 +192,7 @@ def derivation(d: Derivation, depth: int = 0, latex: bool = False) -> str:
         lines.append(f"{pad}  sources: {'; '.join(str(s) for s in d.sources)}")
     for name, value, unit_, doc, src in d.inputs:
         u = "" if unit_ in ("1", "") else f" {unit_}"
-        lines.append(f"{pad}  - {name} = {format_number(scalar(value))}{u}  ({doc}; from {src or 'scenario'})")
+        lines.append(f"{pad}  - {name} = {format_number(scalar(value))}{u}  ({doc}; {src})")
     for step in d.steps:
         lines.append(derivation(step, depth + 1, latex))
     return "\n".join(lines)

@@ -184,7 +184,7 @@ def _json_number(text: str, shown: str, name: str, value, integer: bool = False)
     if not ok:
         raise ProfileError(f"{name} must be {'a whole number' if integer else 'a finite number'}",
                            _json_where(text, shown, name.split(".")[-1].replace("[]", "")),
-                           found=shorten(json.dumps(value)), hint="001's profiler writes plain JSON numbers")
+                           found=shorten(json.dumps(value)), hint="the profiler writes plain JSON numbers")
     return value
 
 

@@ -13,7 +13,7 @@ BREAKDOWN = [
     ("KV cache", "available_kv_cache_memory"),
 ]
 OUTSIDE = [("CUDA context", "cuda_context_memory"), ("CUDA graphs", "cuda_graph_memory")]
-# Frameworks sized by 004's workload minimum (catalogs/frameworks.yaml memory_model).
+# Frameworks sized by the workload minimum (the remediation plan's overhead shape) (catalogs/frameworks.yaml memory_model).
 MINIMUM = [
     ("Weights", "weight_memory_per_gpu"),
     ("KV cache (this workload)", "workload_kv_cache_memory"),
@@ -147,8 +147,8 @@ def capacity_lines(result: Result, sc) -> list:
                      f"{v('e2e_latency'):.2f} s, {v('output_throughput'):,.0f} output tokens/s")
     if uses_vllm_budget(sc):
         lines.append(f"Workload {s['batch_size']} x ({s['input_tokens']:g} + {s['output_tokens']:g}) tokens needs at "
-                     f"least {v('minimum_memory_per_gpu') / GIB:.2f} GiB per GPU (004's minimum; vLLM reserves its "
-                     "budget whatever the workload).")
+                     f"least {v('minimum_memory_per_gpu') / GIB:.2f} GiB per GPU (weights, its KV cache, activations and "
+                     "framework overhead; vLLM reserves its budget whatever the workload).")
     return lines
 
 

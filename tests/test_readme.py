@@ -29,11 +29,6 @@ ELIDED = "..."
 # README blocks known to differ from what the command prints today, by command. Each is still run and
 # must still differ: when one matches, the test fails until it is removed from here.
 DRIFTING: dict[str, str] = {
-    "llm-sizer calibrate latency --gpu h100-sxm --write": "--write now writes to the user catalog directory",
-    "llm-sizer accuracy --latency": "the table's layout (header rule, alignment) changed",
-    "llm-sizer explain kv_cache_bytes_per_token --model MultiverseComputingCAI/HyperNova-60B --gpu rtx-5090 "
-    "--tensor-parallel-size 2": "explain prints a Scenario line first; steps show their doc and inputs",
-    "llm-sizer check": "formula, input and worked-example counts changed",
 }
 
 

@@ -15,21 +15,22 @@ def load(formula_dirs=(), catalog_dirs=()):
     """The compiled formula graph and the catalog; all declaration problems reported together."""
     from . import catalog, graph
 
-    errors, g, c = ErrorList(), None, None
-    try:
-        g = graph.load(paths.search_path("formulas", formula_dirs))
-    except ErrorList as exc:
-        errors.extend(exc.errors)
-    except EngineError as exc:
-        errors.add(exc)
-    try:
-        c = catalog.load(paths.search_path("catalogs", catalog_dirs))
-    except ErrorList as exc:
-        errors.extend(exc.errors)
-    except EngineError as exc:
-        errors.add(exc)
+    errors = ErrorList()
+    g = _collecting(errors, graph.load, paths.search_path("formulas", formula_dirs))
+    c = _collecting(errors, catalog.load, paths.search_path("catalogs", catalog_dirs))
     errors.raise_if_any()
     return g, c
+
+
+def _collecting(errors: ErrorList, load, dirs):
+    """load(dirs), or None with its problems added to `errors`."""
+    try:
+        return load(dirs)
+    except ErrorList as exc:
+        errors.extend(exc.errors)
+    except EngineError as exc:
+        errors.add(exc)
+    return None
 
 
 def scenario_from(catalog, scenario_file, options):

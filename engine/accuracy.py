@@ -79,8 +79,12 @@ def cases(catalog: Catalog, version: str | None = None) -> list[Case]:
             continue
         if "scenario" not in rec or "measured" not in rec:
             raise ProfileError(f"profile '{pid}' needs scenario: and measured:", rec.where())
-        sc = scn.resolve(catalog, {k: scn.coerce(k, v, rec["scenario"].where(k))
-                                   for k, v in rec["scenario"].items()})
+        given = {k: scn.coerce(k, v, rec["scenario"].where(k)) for k, v in rec["scenario"].items()}
+        logged = {"vllm_version": rec.get("vllm_version"), "vllm_engine": rec.get("engine"),
+                  "enable_chunked_prefill": rec.get("enable_chunked_prefill")}   # what the log says it ran
+        given.update({k: scn.coerce(k, str(v) if k != "enable_chunked_prefill" else v)
+                      for k, v in logged.items() if v is not None and k not in given})
+        sc = scn.resolve(catalog, given)
         meas = {k: measured_value(k, v, rec["measured"].where(k)) for k, v in rec["measured"].items()}
         out.append(Case(pid, sc, meas, rec.get("source", ""), str(rec.get("vllm_version", "")),
                         rec.get("assumed"), rec.get("engine", "V1"), bool((rec.get("lora") or {}).get("enable_lora"))))

@@ -38,6 +38,7 @@ class Scenario:
     quant: dict
     notes: list = field(default_factory=list)
     origin: dict = field(default_factory=dict)   # key -> where its value came from
+    vllm: dict = field(default_factory=dict)     # the vLLM release's facts (catalogs/vllm_versions.yaml), merged
 
     def public(self) -> dict:
         """The scenario as it was sized, for JSON output and reports."""
@@ -143,7 +144,8 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
     gpu_id, gpu = catalog.gpu(values["gpu"])
     framework_id, framework = catalog.resolve("frameworks", values.get("framework", "vllm"))
     notes = []
-    _engine_defaults(framework, values, origins, gpu)
+    vllm = _vllm_release(catalog, values, origins, notes)
+    _engine_defaults(framework, values, origins, gpu, vllm)
     _max_model_len(values, origins, model, notes, "launcher" in framework)   # only vLLM's sizing reads it
     _refuse_choices(framework, values)
     dtype = _resolve_dtype(catalog, values["dtype"], model, gpu_id, gpu, notes)
@@ -151,25 +153,68 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
     kv_dtype = dtype if values["kv_cache_dtype"] == "auto" else \
         catalog.resolve("kv_cache_dtypes", values["kv_cache_dtype"])[0]
     values["enforce_eager"] = int(bool(values["enforce_eager"]))
+    values["enable_chunked_prefill"] = int(bool(values["enable_chunked_prefill"]))
     if gpu_id not in (catalog.calibration or {}).get("gpus", {}):
         notes.append(f"latency uses the roofline calibration guide's default constants (seed 002): {gpu_id} has no calibration "
                      "(llm-sizer calibrate latency fits one from measured TTFT/ITL)")
     return Scenario(values, model, gpu_id, gpu, framework_id, framework, dtype, kv_dtype, quant_id, quant,
-                    notes, origins)
+                    notes, origins, vllm)
 
 
-def _engine_defaults(framework: dict, values: dict, origins: dict, gpu: dict):
-    """The framework's engine defaults for keys not given (vLLM's larger scheduler defaults on big GPUs)."""
+def _engine_defaults(framework: dict, values: dict, origins: dict, gpu: dict, release: dict):
+    """The framework's engine defaults for keys not given; a framework with `releases` takes its release's
+    defaults over them (vLLM: V0 or V1, and the larger scheduler defaults on big GPUs)."""
     name = framework.get("name", "framework")
-    for key, value in framework.get("engine_defaults", {}).items():
+    layered = dict(framework.get("engine_defaults", {}))
+    if framework.get("releases"):
+        layered.update(release["engine_defaults"])
+        name = f"{name} {release['version']} {release['engine']}"
+    for key, value in layered.items():
         if key not in values:
             values[key], origins[key] = value, f"{name} default"
-    large = framework.get("engine_defaults_large_gpu", {})
+    large = release.get("large_gpu_defaults") if framework.get("releases") else None
     total = units.parse_quantity(values.get("gpu_memory_total") or gpu["memory_total_runtime"], "byte")
-    if large and total >= units.parse_quantity(large["min_gpu_memory"], "byte"):
+    if large and total >= units.parse_quantity(large["min_gpu_memory"], "byte") \
+            and not any(n.lower() in str(gpu.get("name", "")).lower() for n in large.get("excluded_gpu_names", [])):
         for key in LARGE_DEFAULT_KEYS:
             if origins.get(key) == f"{name} default":
                 values[key], origins[key] = large[key], f"{name} default on GPUs of {large['min_gpu_memory']} or more"
+
+
+_RELEASE = re.compile(r"^\s*v?(\d+)\.(\d+)")
+
+
+def _vllm_release(catalog: Catalog, values: dict, origins: dict, notes: list) -> dict:
+    """The record of the vLLM release the scenario names (catalogs/vllm_versions.yaml), its engine's facts
+    merged in: the newest record not newer than the release."""
+    table = catalog.vllm_versions
+    if not table.get("releases"):
+        raise ScenarioError("no vLLM releases in the catalogs", None, hint="catalogs/vllm_versions.yaml lists them")
+    given = str(values.get("vllm_version") or table["newest"])
+    values["vllm_version"] = given
+    origins.setdefault("vllm_version", "newest release in catalogs/vllm_versions.yaml")
+    match = _RELEASE.match(given)
+    if not match:
+        raise ScenarioError(f"--vllm-version {shorten(given)} is not a vLLM release", None,
+                            expected="major.minor[.patch], e.g. 0.8.5")
+    wanted = (int(match[1]), int(match[2]))
+    known = sorted((tuple(int(x) for x in rid.split(".")), rid) for rid in table["releases"])
+    older = [rid for key, rid in known if key <= wanted]
+    if not older:
+        raise ScenarioError(f"vLLM {given} is older than every release in catalogs/vllm_versions.yaml", None,
+                            expected=f"{known[0][1]} or later")
+    rid = older[-1]
+    if wanted > known[-1][0]:
+        notes.append(f"vLLM {given} is newer than every release in catalogs/vllm_versions.yaml: sized as {rid}")
+    rec = table["releases"][rid]
+    engine = str(values.get("vllm_engine") or rec["default_engine"]).upper()
+    if engine not in rec["engines"]:
+        raise ScenarioError(f"--vllm-engine {shorten(engine)} did not exist in vLLM {given}", None,
+                            expected=" or ".join(rec["engines"]))
+    values["vllm_engine"] = engine
+    origins.setdefault("vllm_engine", f"vLLM {rid} default engine")
+    return {**{k: v for k, v in rec.items() if k not in ("engines", "sources")}, **rec["engines"][engine],
+            "version": given, "release": rid, "engine": engine}
 
 
 def _refuse_choices(framework: dict, values: dict):
@@ -272,7 +317,7 @@ def _context(catalog: Catalog, sc: Scenario) -> dict:
     return {"scenario": sc.values, "model": sc.model.arch, "gpu": gpu, "dtype": {"bytes": dtype_bytes},
             "hardware": _hardware(catalog, sc), "calibration": calibration(catalog, sc)[1],
             "kv_dtype": {"bytes": catalog.kv_cache_dtypes[sc.kv_dtype]["bytes"]}, "quant": quant,
-            "framework": framework, "fit": catalog.fits}
+            "framework": framework, "fit": catalog.fits, "vllm": sc.vllm}
 
 
 def compute_dtype(catalog: Catalog, sc: Scenario) -> str:

@@ -56,13 +56,11 @@ def _profile_scenario(catalog: Catalog, profile, overrides: dict | None = None):
     given = {k: v for k, v in profile.scenario.items() if k in scn.KEYS}
     given.update({k: v for k, v in (overrides or {}).items() if v is not None})
     notes = []
-    if profile.info.get("engine") == "V0":     # V0 scheduled without chunked prefill, with its own defaults
-        v0 = catalog.frameworks["vllm"]["engine_defaults_v0"]
-        given.setdefault("max_num_seqs", v0["max_num_seqs"])
-        given.setdefault("max_num_batched_tokens", max(v0["min_num_batched_tokens"], given.get("max_model_len", 0)))
-        notes.append(f"vLLM V0 defaults assumed: max_num_seqs {given['max_num_seqs']}, "
-                     f"max_num_batched_tokens {given['max_num_batched_tokens']} (max_model_len, at least "
-                     f"{v0['min_num_batched_tokens']})")
+    # The log's release and engine pick their defaults (catalogs/vllm_versions.yaml), e.g. V0's profiling
+    # run of max(max_model_len, 2048) tokens without chunked prefill (formulas/activations.yaml).
+    for key in ("vllm_version", "engine"):
+        if profile.info.get(key):
+            given.setdefault("vllm_engine" if key == "engine" else key, profile.info[key])
     if "gpu" not in given:
         given["gpu"] = _gpu_from_total(catalog, given.get("gpu_memory_total"), profile)
         notes.append(f"GPU not named in the profile: {given['gpu']} assumed from the runtime total "

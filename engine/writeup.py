@@ -20,7 +20,8 @@ PREDICTED = ("weight_memory_per_gpu", "activation_peak_memory", "non_torch_memor
              "available_kv_cache_memory", "kv_cache_tokens", "gpu_memory_budget", "gpu_memory_total",
              "num_gpu_blocks", "num_kv_cache_groups", "kv_cache_bytes_per_token", "num_gpus",
              "attention_heads_per_gpu", "attention_width_per_gpu", "hidden_size_per_gpu",
-             "simple_calculator_activation_tokens", "simple_calculator_activation_memory", "head_dim")
+             "simple_calculator_activation_tokens", "simple_calculator_activation_memory", "head_dim",
+             "profile_run_tokens")
 SIMPLE_CALCULATOR = "simple_calculator"   # the variant holding 000's simple calculator
 
 
@@ -119,7 +120,7 @@ def _source_figures(profile, s: dict, pinned: Pinned, predicted: dict, weights, 
     f["token_error"] = None if tokens is None or f["expected_tokens"] is None else round(f["expected_tokens"]) - tokens
     f["token_error_pct"] = _diff_pct(f["expected_tokens"], tokens)
     f["bytes_per_token_error_pct"] = _diff_pct(f["measured_bytes_per_token"], f["kv_bytes_per_token"])
-    f.update(prefill_tokens=s["max_num_batched_tokens"], decode_tokens=s["max_num_seqs"],
+    f.update(prefill_tokens=predicted["profile_run_tokens"], decode_tokens=s["max_num_seqs"],
              calc_tokens=predicted["simple_calculator_activation_tokens"],
              heads_per_gpu=predicted["attention_heads_per_gpu"],
              calc_hidden_per_gpu=predicted["attention_width_per_gpu"],

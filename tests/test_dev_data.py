@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine import accuracy, units
+from engine.errors import ScenarioError
 from engine.cli import main
 
 def wild(catalog) -> dict:
@@ -92,3 +93,86 @@ def test_accuracy_command_prints_groups_and_unsized(tmp_path):
         assert text in out.output
     data = json.loads(CliRunner().invoke(main, ["accuracy", "--json"]).output)
     assert set(data["groups"]) >= {"H100 vLLM 0.19", "other GPUs", "V0 engine", "quantized", "LoRA"}
+
+
+# -- the vLLM release as an input (catalogs/vllm_versions.yaml) -------------------------------------
+
+QWEN3_4B_2507_V0 = dict(model="Qwen/Qwen3-4B-Instruct-2507", gpu="rtx-4090-d", max_model_len=32768,
+                        gpu_memory_utilization=0.78, quantization="bnb-nf4", gpu_memory_total="23.55 GiB")
+
+
+def test_default_release_is_the_newest(size, catalog):
+    _, sc = size(model="Qwen/Qwen3-8B", gpu="h100-sxm")
+    assert sc.values["vllm_version"] == catalog.vllm_versions["newest"] == "0.19.1"
+    assert sc.values["vllm_engine"] == "V1" and sc.vllm["release"] == "0.19"
+    assert sc.origin["vllm_version"].startswith("newest")
+
+
+def test_v0_profiles_a_whole_prompt_v1_its_batch(size):
+    """V0 without chunked prefill profiles max(max_model_len, max_num_batched_tokens) tokens; V1 its batch."""
+    v0, sc0 = size(vllm_version="0.8.5.post1", vllm_engine="V0", **QWEN3_4B_2507_V0)
+    v1, sc1 = size(vllm_version="0.8.5.post1", **QWEN3_4B_2507_V0)
+    assert sc0.values["enable_chunked_prefill"] == 0 and sc1.values["enable_chunked_prefill"] == 1
+    assert float(v0["profile_run_tokens"]) == 32768 and float(v1["profile_run_tokens"]) == 2048
+    assert float(v0["activation_peak_memory"]) > float(v1["activation_peak_memory"])
+    # the logged V0 startup (12.17 GiB KV) is nearer when sized as V0 than as V1
+    measured = 12.17 * 2 ** 30
+    assert abs(float(v0["available_kv_cache_memory"]) - measured) < abs(float(v1["available_kv_cache_memory"]) - measured)
+    # a given --enable-chunked-prefill wins over the engine's default
+    chunked, _ = size(vllm_version="0.8.5", vllm_engine="V0", enable_chunked_prefill=True, **QWEN3_4B_2507_V0)
+    assert float(chunked["profile_run_tokens"]) == 2048
+
+
+def test_large_gpu_defaults_follow_the_release_and_spare_the_a100(size):
+    _, h100 = size(model="Qwen/Qwen3-8B", gpu="h100-sxm", max_model_len=8192)
+    _, a100 = size(model="Qwen/Qwen3-8B", gpu="a100-80gb-sxm", max_model_len=8192)
+    _, old = size(model="Qwen/Qwen3-8B", gpu="h100-sxm", max_model_len=8192, vllm_version="0.9.2")
+    assert (h100.values["max_num_seqs"], h100.values["max_num_batched_tokens"]) == (1024, 8192)
+    assert (a100.values["max_num_seqs"], a100.values["max_num_batched_tokens"]) == (256, 2048)
+    assert (old.values["max_num_seqs"], old.values["max_num_batched_tokens"]) == (256, 2048)
+
+
+def test_release_lookup(size):
+    _, sc = size(model="Qwen/Qwen3-8B", gpu="h100-sxm", vllm_version="0.16.1rc1.dev206+g097eb544e")
+    assert sc.vllm["release"] == "0.16"
+    _, sc = size(model="Qwen/Qwen3-8B", gpu="h100-sxm", vllm_version="0.23.0")
+    assert sc.vllm["release"] == "0.19" and any("newer than every release" in n for n in sc.notes)
+    for bad, message in [("0.4.2", "older than every release"), ("latest", "not a vLLM release")]:
+        with pytest.raises(ScenarioError, match=message):
+            size(model="Qwen/Qwen3-8B", gpu="h100-sxm", vllm_version=bad)
+    with pytest.raises(ScenarioError, match="did not exist in vLLM 0.19"):
+        size(model="Qwen/Qwen3-8B", gpu="h100-sxm", vllm_engine="V0")
+
+
+def test_cuda_graphs_in_budget_moves_them_into_it(graph, catalog, size):
+    """A release that counts CUDA graphs in the budget gives the KV cache that much less, and the GPU no more."""
+    from engine import evaluate as ev
+    from engine import scenario as scn
+
+    _, sc = size(model="Qwen/Qwen3-8B", gpu="h100-sxm", max_model_len=8192)
+    b = scn.bindings(graph, catalog, sc)
+    names = ["available_kv_cache_memory", "total_memory_per_gpu", "cuda_graph_memory"]
+    out, inside = ev.evaluate(graph, b, names), ev.evaluate(graph, {**b, "cuda_graphs_in_budget": 1}, names)
+    graphs = float(out["cuda_graph_memory"])
+    assert graphs > 0
+    assert float(out["available_kv_cache_memory"]) - float(inside["available_kv_cache_memory"]) == pytest.approx(graphs)
+    assert float(out["total_memory_per_gpu"]) - float(inside["total_memory_per_gpu"]) == pytest.approx(graphs)
+
+
+def test_python_does_not_branch_on_releases():
+    """Release facts are data: the scenario code names no release and no engine."""
+    from pathlib import Path
+
+    import engine
+
+    for name in ("scenario.py", "validation.py", "sizing.py"):
+        source = (Path(engine.__file__).parent / name).read_text()
+        for literal in ('"V0"', '"V1"', "'V0'", "'V1'", '"0.8', '"0.19', "engine_defaults_v0"):
+            assert literal not in source, (name, literal)
+
+
+def test_profiles_are_sized_as_the_release_they_logged(graph, catalog):
+    by_id = {c.id: c for c in accuracy.cases(catalog)}
+    v0 = by_id["gh-selfllm-a100-80-phi4-bnb4-grpo-v0"].scenario
+    assert (v0.values["vllm_version"], v0.values["vllm_engine"], v0.vllm["release"]) == ("0.8.2", "V0", "0.8")
+    assert by_id["llmd-qwen-qwen3-8b--h100-80gb--tp1pp1dp1--8192"].scenario.vllm["release"] == "0.19"

@@ -47,6 +47,7 @@ class Catalog:
     profiles: dict = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
+    latency_data: dict = field(default_factory=dict)    # catalogs/latency/: measured offline-batch latencies
     vllm_versions: dict = field(default_factory=dict)   # catalogs/vllm_versions.yaml: newest, releases
     config_keys: dict = field(default_factory=dict)     # catalogs/architectures.yaml: how config.json spells a field
     model_types: dict = field(default_factory=dict)     # catalogs/architectures.yaml: per-class defaults and facts

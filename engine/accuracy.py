@@ -133,9 +133,11 @@ def _mean_errors(rows: list) -> dict:
     return {f: float(np.mean([r["errors"][f] for r in rows if f in r["errors"]])) for f in COMPARED
             if any(f in r["errors"] for r in rows)}
 
-# -- latency: the roofline against one-request-at-a-time runs --------------------------------------
+# -- latency: the roofline against measured offline batches and one-request-at-a-time runs ------------
 
 LATENCY = {"ttft": "ttft", "itl": "inter_token_latency", "e2e": "e2e_latency"}
+# measured column of catalogs/latency/ -> the name the report uses
+LATENCY_COLUMNS = {"ttft_ms": "ttft", "decode_step_ms": "itl", "e2e_ms": "e2e"}
 
 
 def latency_cases(catalog: Catalog, gpu_id: str | None = None) -> list[Case]:
@@ -144,14 +146,30 @@ def latency_cases(catalog: Catalog, gpu_id: str | None = None) -> list[Case]:
 
 def latency_bindings(graph, catalog, case, overrides=None):
     b = scn.bindings(graph, catalog, case.scenario, graph.inputs_for(list(LATENCY.values())))
-    fit = catalog.fits.get(f"roofline_{case.scenario.gpu_id}", {})
-    if case.id in fit.get("fitted_on", {}).get("profiles", []):   # the fitted property of those prompts
-        b["prefix_cache_hit_fraction"] = fit["dataset"]["prefix_cache_hit_fraction"]
     b.update(overrides or {})
     return b
 
 
 def latency_accuracy(graph: FormulaGraph, catalog: Catalog) -> dict:
+    """Per GPU, framework and dataset of catalogs/latency/: mean absolute % error of TTFT, decode step
+    and E2E with the recorded fit (in-sample) and with each model left out of a refit (out-of-sample);
+    then the synchronous served profiles (catalogs/profiles/), which no fit saw."""
+    from . import latency as lat
+
+    datasets = []
+    for gpu, framework in lat.groups(catalog):
+        data = lat.rows(graph, catalog, gpu, framework)
+        fitted = f"roofline_{gpu}_{framework}" in catalog.fits
+        gpus = catalog.calibration["gpus"]
+        start = {k: v for k, v in gpus.get(gpu, gpus["default"]).items() if k != "source"}
+        in_sample = lat.relative_errors(graph, data)
+        left_out = lat.left_out_errors(graph, catalog, data, start)
+        for ds in sorted(set(data.dataset)):
+            mask = data.dataset == ds
+            name = lambda e: {LATENCY_COLUMNS[c]: v for c, v in lat.mean_abs_pct(e, mask).items()}  # noqa: E731
+            datasets.append({"gpu": gpu, "framework": framework, "dataset": ds, "rows": int(mask.sum()),
+                             "models": len(set(data.model[mask])), "fitted": fitted,
+                             "in_sample": name(in_sample), "left_out": name(left_out)})
     rows = []
     for case in latency_cases(catalog):
         r = ev.evaluate(graph, latency_bindings(graph, catalog, case), list(LATENCY.values()))
@@ -161,4 +179,4 @@ def latency_accuracy(graph: FormulaGraph, catalog: Catalog) -> dict:
                      "errors": {k: abs(p - m) / m * 100 for k, (p, m) in values.items()}})
     mean = {k: float(np.mean([r["errors"][k] for r in rows if k in r["errors"]])) for k in LATENCY
             if any(k in r["errors"] for r in rows)}
-    return {"cases": rows, "mean_abs_error_pct": mean}
+    return {"datasets": datasets, "cases": rows, "mean_abs_error_pct": mean}

@@ -156,7 +156,7 @@ def check(formula_dirs, catalog_dirs):
 @main.command()
 @_data_options
 @click.option("--version", "version", default=None, help="Only profiles of this vLLM version (e.g. 0.19).")
-@click.option("--latency", is_flag=True, help="Latency instead: TTFT, ITL and E2E of one-request-at-a-time runs.")
+@click.option("--latency", is_flag=True, help="Latency instead: TTFT, decode step and E2E per dataset and GPU, in-sample and with each model left out of the fit.")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
 def accuracy(formula_dirs, catalog_dirs, version, latency, as_json):
@@ -329,19 +329,22 @@ def calibrate_memory(formula_dirs, catalog_dirs, version, write):
 
 @calibrate.command("latency")
 @_data_options
-@click.option("--gpu", "gpu", default="h100-sxm", show_default=True, help="GPU whose latency profiles to fit.")
-@click.option("--write", is_flag=True, help="Write fits/roofline_<gpu>.yaml into your catalog directory (as for calibrate memory).")
+@click.option("--gpu", "gpu", default="h100-sxm", show_default=True, help="GPU whose measured latencies to fit.")
+@click.option("--framework", "framework", default="vllm", show_default=True,
+              help="Framework whose measured latencies to fit (vllm, tensorrt-llm).")
+@click.option("--write", is_flag=True, help="Write fits/roofline_<gpu>_<framework>.yaml into your catalog directory "
+              "(as for calibrate memory).")
 @_user_errors
-def calibrate_latency(formula_dirs, catalog_dirs, gpu, write):
-    """Fit bandwidth efficiency and prefill MFU from measured TTFT/ITL (the roofline calibration guide's workflow)."""
+def calibrate_latency(formula_dirs, catalog_dirs, gpu, framework, write):
+    """Fit the step-time constants of one GPU and framework on measured offline-batch latencies (catalogs/latency/)."""
     from . import fitting
 
     g, c = sizing.load(formula_dirs, catalog_dirs)
     gid, _ = c.gpu(gpu)
-    fit = fitting.fit_latency(g, c, gid)
-    for line in fit["verdict"]:
-        click.echo(line)
-    _emit_fit(f"roofline_{gid}", fit, f"llm-sizer calibrate latency --gpu {gid} --write", write, catalog_dirs)
+    fid, _ = c.resolve("frameworks", framework)
+    fit = fitting.fit_latency(g, c, gid, fid)
+    _emit_fit(f"roofline_{gid}_{fid}", fit, f"llm-sizer calibrate latency --gpu {gid} --framework {fid} --write",
+              write, catalog_dirs)
 
 
 @main.command("list")

@@ -10,12 +10,10 @@ import numpy as np
 
 from . import evaluate as ev
 from . import scenario as scn
-from .accuracy import GIB, cases, latency_bindings, latency_cases
+from .accuracy import GIB, cases
 from .catalog import Catalog
 from .errors import ProfileError
 from .graph import FormulaGraph
-
-FITTED = ["BwEffConstant", "mfuPrefill"]   # calibration fields the latency fit determines
 
 
 # -- vLLM memory constants ------------------------------------------------------------------
@@ -140,65 +138,34 @@ def _nonnegative_lstsq(x: np.ndarray, y: np.ndarray):
 
 # -- roofline latency constants -----------------------------------------------------------------
 
-def _input_reading(graph: FormulaGraph, path: str) -> str:
-    return next(n for n, d in graph.inputs.items() if d.source_path == path)
+def fit_latency(graph: FormulaGraph, catalog: Catalog, gpu_id: str, framework: str) -> dict:
+    """Fit the step-time constants of one GPU and framework (formulas/roofline.yaml) to every measured
+    offline batch (catalogs/latency/), least squares on relative error within the catalog's physical
+    ranges, starting from the catalog's values; report the in-sample error per dataset and the error
+    on each model when it is left out of the fit."""
+    from . import latency as lat
 
-
-def fit_latency(graph: FormulaGraph, catalog: Catalog, gpu_id: str) -> dict:
-    """Fit bandwidth efficiency and prefill MFU for one GPU (and the prompts' prefix-cache hit
-    fraction, a property of the measured workload) to one-request-at-a-time TTFT and ITL."""
-    from scipy.optimize import least_squares
-
-    data = latency_cases(catalog, gpu_id)
-    if not data:
-        raise ProfileError(f"no latency profiles measured on {gpu_id}", None,
-                           hint="add synchronous TTFT/ITL rows to catalogs/profiles/ (see latency_h100.yaml)")
-    base = [latency_bindings(graph, catalog, c, {"prefix_cache_hit_fraction": 0.0}) for c in data]
-    ranges = catalog.calibration["ranges"]
-    names = [*(_input_reading(graph, f"calibration.{k}") for k in FITTED), "prefix_cache_hit_fraction"]
-    lo = [ranges[k]["min"] for k in FITTED] + [0.0]
-    hi = [ranges[k]["max"] for k in FITTED] + [0.9]
-
-    def predict_all(x):
-        return [ev.evaluate(graph, {**b, **dict(zip(names, x))}, ["ttft", "inter_token_latency", "e2e_latency"])
-                for b in base]
-
-    def residuals(x):
-        out = []
-        for c, r in zip(data, predict_all(x)):
-            out += [(float(r["ttft"]) - c.measured["ttft"]) / c.measured["ttft"],
-                    (float(r["inter_token_latency"]) - c.measured["itl"]) / c.measured["itl"]]
-        return np.array(out)
-
-    start = catalog.calibration["gpus"].get(gpu_id, catalog.calibration["gpus"]["default"])   # never a prior fit
-    x0 = [float(start[k]) for k in FITTED] + [0.1]
-    before = residuals([*x0[:-1], 0.0])
-    # chunked prefill makes TTFT a staircase in the hit fraction: differentiate over a wide step
-    fit = least_squares(residuals, x0, bounds=(lo, hi), diff_step=0.03)
-    after = residuals(fit.x)
-    pct = lambda r: [round(float(v) * 100, 2) for v in r]  # noqa: E731
-    verdict = []
-    for i, (name, key) in enumerate(zip(("TTFT", "ITL"), ("mfuPrefill", "BwEffConstant"))):
-        b = float(np.mean(before[i::2])) * 100
-        k = FITTED.index(key)
-        verdict.append(f"{name}: the starting constants predicted {abs(b):.1f} % too "
-                       f"{'slow' if b > 0 else 'fast'}; {key} {x0[k]:g} -> {fit.x[k]:.4f} "
-                       f"({'more' if fit.x[k] > x0[k] else 'less'} of the peak is reached than assumed)")
-    verdict.append(f"Prompts: {fit.x[-1]:.0%} of each measured prompt was served from the prefix cache; without it "
-                   f"the chunked-prefill row cannot be reached (every chunk reads all the weights)")
+    data = lat.rows(graph, catalog, gpu_id, framework)
+    gpus = catalog.calibration["gpus"]
+    start = {k: v for k, v in gpus.get(gpu_id, gpus["default"]).items() if k != "source"}   # never a prior fit
+    constants = lat.fit(graph, catalog, data, start)
     return {
-        "doc": f"Roofline constants for {gpu_id}, fitted by least squares on one-request-at-a-time TTFT and ITL.",
-        "command": f"llm-sizer calibrate latency --gpu {gpu_id} --write",
-        "fitted_on": {"profiles": [c.id for c in data], "models": sorted({c.scenario.model.id for c in data}),
-                      "tensor_parallel_sizes": sorted({c.scenario.values["tensor_parallel_size"] for c in data})},
-        "constants": {k: round(float(v), 4) for k, v in zip(FITTED, fit.x)},
-        "dataset": {"prefix_cache_hit_fraction": round(float(fit.x[-1]), 4),
-                    "note": "share of the measured prompts found in vLLM's prefix cache (on by default in V1); "
-                            "a property of that workload, applied only to these profiles"},
-        "fit_error": {"relative_residuals_pct_before": pct(before), "relative_residuals_pct_after": pct(after)},
-        "verdict": verdict,
-        "notes": ["In-sample: the data hold one model at one TP size on one GPU; generalisation across models "
-                  "and TP is not demonstrated by these rows.",
-                  "Other constants (overheads, TP exponents, decode MFU) keep the roofline calibration guide's values: these rows cannot "
-                  "separate them."],
+        "doc": f"Step-time constants for {framework} on {gpu_id}, fitted by least squares on relative error of every "
+               "measured whole-batch latency, TTFT and decode step (each kind weighted equally).",
+        "command": f"llm-sizer calibrate latency --gpu {gpu_id} --framework {framework} --write",
+        "fitted_on": {"records": sorted(set(data.record)), "rows": len(data),
+                      "models": sorted(set(data.model)), "tensor_parallel_sizes": sorted({int(t) for t in data.tp})},
+        "constants": {k: round(float(v), 4) for k, v in constants.items() if k in lat.FITTED},
+        "kept": {k: v for k, v in start.items() if k not in lat.FITTED},
+        "fit_error": _dataset_errors(lat, data, lat.relative_errors(graph, data, constants)),
+        "left_out_error": _dataset_errors(lat, data, lat.left_out_errors(graph, catalog, data, start)),
+        "notes": ["fit_error is in-sample (every row was fitted); left_out_error refits once per model without that "
+                  "model's rows and scores it on them.",
+                  "Starting values and bounds: catalogs/hardware_calibration.yaml."],
     }
+
+
+def _dataset_errors(lat, data, errors: dict) -> dict:
+    """Mean absolute % error per dataset and measured column, as the fit file records it."""
+    return {ds: {c: f"{v['pct']:.2f} % of {v['n']}" for c, v in lat.mean_abs_pct(errors, data.dataset == ds).items()}
+            for ds in sorted(set(data.dataset))}

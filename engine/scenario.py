@@ -333,10 +333,11 @@ def _hardware(catalog: Catalog, sc: Scenario) -> dict:
 
 
 def calibration(catalog: Catalog, sc: Scenario):
-    """(id, record) of the GPU's roofline calibration, or the default one."""
+    """(id, record) of the GPU's roofline calibration, or the default one; a fit for this GPU and
+    framework (calibrate latency --write) overrides the starting values."""
     gpus = (catalog.calibration or {}).get("gpus", {})
     gid = sc.gpu_id if sc.gpu_id in gpus else "default"
-    fitted = catalog.fits.get(f"roofline_{gid}", {}).get("constants", {})   # calibrate latency --write
+    fitted = catalog.fits.get(f"roofline_{sc.gpu_id}_{sc.framework_id}", {}).get("constants", {})
     return gid, {**gpus.get(gid, {}), **fitted}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 LAYER = {"errors": 0, "paths": 0, "scenario_keys": 0, "output": 0, "yamlsafe": 1, "expressions": 2, "units": 2, "unitcheck": 2,
          "cache": 1, "printers": 3, "printers_excel": 3, "compiled": 3, "declarations": 4,
-         "catalog": 4, "graph": 4, "scenario": 5, "evaluate": 5, "accuracy": 6, "fitting": 7,
+         "catalog": 4, "graph": 4, "scenario": 5, "evaluate": 5, "latency": 6, "accuracy": 6, "fitting": 7,
          "validation": 6, "writeup": 7, "profiles": 3, "render": 6, "sizing": 7, "cli": 8}
 
 

@@ -1,31 +1,82 @@
-"""The roofline against first principles, against the seeds' calibration rules, and against vLLM."""
+"""The roofline against first principles, the offline-batch contract, and measured latencies."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from engine import accuracy, fitting
+from engine import evaluate as ev
+from engine import latency as lat
+from engine import scenario as scn
 from engine.cli import main
 
-GOALS = {"itl": 5.0, "ttft": 10.0, "e2e": 5.0}
+GROUPS = [("h100-sxm", "vllm"), ("a100-80gb-sxm", "vllm"), ("h100-sxm", "tensorrt-llm"),
+          ("a100-80gb-sxm", "tensorrt-llm")]
 
 
-def test_latency_accuracy_goals(graph, catalog):
-    """In-sample: the two synchronous rows the constants were fitted on (one model, TP=1, H100)."""
-    report = accuracy.latency_accuracy(graph, catalog)
-    assert len(report["cases"]) == 2
-    for key, goal in GOALS.items():
-        assert report["mean_abs_error_pct"][key] <= goal, report["mean_abs_error_pct"]
+def _start(catalog, gpu):
+    gpus = catalog.calibration["gpus"]
+    return {k: v for k, v in gpus.get(gpu, gpus["default"]).items() if k != "source"}
 
 
-def test_calibration_reproduces_the_recorded_fit(graph, catalog):
-    fresh = fitting.fit_latency(graph, catalog, "h100-sxm")
-    recorded = catalog.fits["roofline_h100-sxm"]
-    for key, value in fresh["constants"].items():
-        assert value == pytest.approx(recorded["constants"][key], abs=2e-3), key
-    assert fresh["dataset"]["prefix_cache_hit_fraction"] == pytest.approx(
-        recorded["dataset"]["prefix_cache_hit_fraction"], abs=0.02)
-    assert any("too slow" in line for line in fresh["verdict"])
+@pytest.mark.parametrize("gpu, framework", GROUPS)
+def test_calibration_reproduces_the_recorded_fit(graph, catalog, gpu, framework):
+    """Every recorded fit comes back from its data (catalogs/latency/) and its starting values."""
+    data = lat.rows(graph, catalog, gpu, framework)
+    recorded = catalog.fits[f"roofline_{gpu}_{framework}"]
+    assert recorded["fitted_on"]["rows"] == len(data)
+    fresh = lat.fit(graph, catalog, data, _start(catalog, gpu))
+    for key, value in recorded["constants"].items():
+        assert fresh[key] == pytest.approx(value, rel=0.02, abs=0.02), key
+    lo, hi = (np.array([catalog.calibration["ranges"][k][b] for k in lat.FITTED]) for b in ("min", "max"))
+    assert ((np.array([fresh[k] for k in lat.FITTED]) >= lo) & (np.array([fresh[k] for k in lat.FITTED]) <= hi)).all()
+
+
+@pytest.mark.parametrize("gpu, framework", GROUPS)
+def test_recorded_in_sample_errors_hold(graph, catalog, gpu, framework):
+    """The catalog's fit predicts its rows with the error it recorded (so the fit file is what the engine uses)."""
+    data = lat.rows(graph, catalog, gpu, framework)
+    errors = lat.relative_errors(graph, data)
+    recorded = catalog.fits[f"roofline_{gpu}_{framework}"]["fit_error"]
+    for ds, cols in recorded.items():
+        now = lat.mean_abs_pct(errors, data.dataset == ds)
+        for col, text in cols.items():
+            assert now[col]["pct"] == pytest.approx(float(text.split(" %")[0]), abs=0.3), (ds, col)
+
+
+def _scenario(graph, catalog, **keys):
+    sc = scn.resolve(catalog, {k: scn.coerce(k, v) for k, v in keys.items()})
+    names = graph.inputs_for(["e2e_latency", "output_throughput"])
+    return scn.bindings(graph, catalog, sc, names)
+
+
+def test_offline_batch_contract(graph, catalog):
+    """A batch of B prompts: the prefill is ceil(B L_in / max_num_batched_tokens) steps, E2E is that plus
+    L_out - 1 mean decode steps, throughput is the batch over one step."""
+    b = _scenario(graph, catalog, model="meta-llama/Llama-3.1-8B-Instruct", batch_size=16, input_tokens=1000,
+                  output_tokens=300, max_num_batched_tokens=4096)
+    r = ev.evaluate(graph, b, ["e2e_latency", "output_throughput", "prefill_chunks", "prefill_step_tokens"])
+    assert float(r["prefill_chunks"]) == 4 and float(r["prefill_step_tokens"]) == 4000
+    assert float(r["e2e_latency"]) == pytest.approx(float(r["ttft"]) + 299 * float(r["inter_token_latency"]))
+    assert float(r["output_throughput"]) == pytest.approx(16 / float(r["inter_token_latency"]))
+    one = ev.evaluate(graph, {**b, "batch_size": 1}, ["ttft"])
+    assert float(r["ttft"]) > 10 * float(one["ttft"])       # 16 prompts cost more than one, in fewer steps
+
+
+def test_mean_decode_step_is_the_step_at_the_mean_context(graph, catalog):
+    """The closed form: the mean over the L_out - 1 steps, each at its own context, is the step at the mean."""
+    b = _scenario(graph, catalog, model="meta-llama/Llama-2-7b-hf", batch_size=32, input_tokens=512, output_tokens=256)
+    mean = float(ev.evaluate(graph, b, ["inter_token_latency"])["inter_token_latency"])
+    steps = 512 + np.arange(1, 256)                          # step j attends the prompt and j outputs
+    each = ev.evaluate(graph, {**b, "decode_context_tokens": steps.astype(float)}, ["inter_token_latency"])
+    assert mean == pytest.approx(float(np.mean(each["inter_token_latency"])), rel=1e-3)
+
+
+def test_gemm_efficiency_rises_with_tokens(size):
+    small, _ = size(batch_size=1)
+    big, _ = size(batch_size=256)
+    assert float(small["decode_gemm_efficiency"]) < float(big["decode_gemm_efficiency"]) < float(
+        big["gemm_peak_fraction"])
 
 
 def test_prefill_flops_are_two_per_non_embedding_weight_for_short_prompts(size):
@@ -42,22 +93,20 @@ def test_bounds(size):
     assert float(huge["decode_compute_bound"]) == 1
 
 
-def test_tensor_parallel_speeds_up_decode(size):
+def test_tensor_parallel_speeds_up_decode_and_pays_two_all_reduces_per_layer(size):
     one, _ = size(model="meta-llama/Llama-3.1-70B-Instruct", tensor_parallel_size=2, batch_size=1)
     four, _ = size(model="meta-llama/Llama-3.1-70B-Instruct", tensor_parallel_size=4, batch_size=1)
-    assert float(four["inter_token_latency"]) < float(one["inter_token_latency"]) * 0.6
+    assert float(four["inter_token_latency"]) < float(one["inter_token_latency"]) * 0.7
+    assert float(four["all_reduce_latency_per_step"]) == pytest.approx(
+        2 * 80 * float(four["all_reduce_latency"]) * 1e-6)
 
 
-def test_moe_decode_reads_only_touched_experts(size):
+def test_moe_experts_read_and_compute_at_their_own_tokens(size):
     b1, _ = size(model="mistralai/Mixtral-8x7B-Instruct-v0.1", tensor_parallel_size=2, batch_size=1)
     assert float(b1["expert_read_fraction"]) == 0.25
     assert float(b1["decode_bytes_per_step"]) < 0.4 * float(b1["weight_memory_per_gpu"])
-
-
-def test_e2e_is_ttft_plus_decode_steps(size):
-    r, _ = size(batch_size=4, input_tokens=2000, output_tokens=300)
-    assert float(r["e2e_latency"]) == pytest.approx(float(r["ttft"]) + 299 * float(r["inter_token_latency"]))
-    assert float(r["output_throughput"]) == pytest.approx(4 / float(r["inter_token_latency"]))
+    b64, _ = size(model="mistralai/Mixtral-8x7B-Instruct-v0.1", tensor_parallel_size=2, batch_size=64)
+    assert float(b64["decode_expert_gemm_efficiency"]) < float(b64["decode_gemm_efficiency"])   # 64 x 2/8 tokens each
 
 
 def test_hidden_size_kv_flops_variant(size):
@@ -69,16 +118,31 @@ def test_hidden_size_kv_flops_variant(size):
 def test_bad_calibration_value_is_a_located_error(tmp_path):
     """002's troubleshooting case: 'BwEffConstant must be a valid positive number, got 0'."""
     (tmp_path / "cal.yaml").write_text(
-        "schema: 1\ncalibration:\n  gpus:\n    h100-sxm:\n      BwEffConstant: 0\n      mfuPrefill: 0.65\n"
-        "      mfuDecode: 0.12\n      tpScalingExponent: 0.8\n      decodeTpScalingExponent: 1.0\n"
-        "      TOverheadMicros: 50\n      prefillOverheadMicros: 100\n      mixedPrefillOverheadMicros: 50\n"
-        "      vectorPeakFraction: 0.1\n      allReduceLatency: 20\n      perLayerOverhead: 5\n"
-        "      mfuPrefillMultiplier: 1\n      mfuDecodeMultiplier: 1\n      prefillBwFactor: 1\n"
-        "      decodeBwFactor: 1.5\n")
+        "schema: 1\ncalibration:\n  gpus:\n    h100-sxm:\n      BwEffConstant: 0\n      gemmPeakFraction: 0.65\n"
+        "      gemmHalfSaturationTokens: 64\n      attentionPeakFraction: 0.5\n      attentionBwFraction: 1.5\n"
+        "      perSequenceMicros: 0\n      TOverheadMicros: 50\n      perLayerOverhead: 5\n"
+        "      prefillOverheadMicros: 100\n      allReduceLatency: 20\n")
     result = CliRunner().invoke(main, ["check", "--catalogs", str(tmp_path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "cal.yaml:5:22: BwEffConstant must be between 0.3 and 1.0 for h100-sxm, got 0" in result.output
-    assert "decodeBwFactor must be between 0.5 and 1.0 for h100-sxm, got 1.5" in result.output
+    assert "attentionBwFraction must be between 0.05 and 1.0 for h100-sxm, got 1.5" in result.output
+
+
+def test_accuracy_latency_reports_every_dataset_in_and_out_of_sample():
+    import json
+
+    out = CliRunner().invoke(main, ["accuracy", "--latency", "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    seen = {(d["gpu"], d["framework"], d["dataset"]) for d in report["datasets"]}
+    assert ("h100-sxm", "vllm", "argonne_main_sweep") in seen and ("a100-80gb-sxm", "tensorrt-llm",
+                                                                   "argonne_in_out_heatmap") in seen
+    for d in report["datasets"]:
+        assert d["fitted"] and d["in_sample"]["e2e"]["n"] == d["left_out"]["e2e"]["n"] == d["rows"]
+    # out of sample on H100 vLLM, figures as reached (README "Latency"): a worse model fails here
+    h100 = {d["dataset"]: d["left_out"] for d in report["datasets"] if (d["gpu"], d["framework"]) == ("h100-sxm", "vllm")}
+    assert h100["argonne_main_sweep"]["e2e"]["pct"] <= 12.0 and h100["argonne_main_sweep"]["e2e"]["n"] == 300
+    assert h100["argonne_fig21_22"]["ttft"]["pct"] <= 15.0 and h100["argonne_fig21_22"]["itl"]["pct"] <= 20.0
 
 
 def test_json_has_latency_names():

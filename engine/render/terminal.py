@@ -198,17 +198,33 @@ def derivation(d: Derivation, depth: int = 0, latex: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _latency_accuracy(report: dict) -> str:
+    """`accuracy --latency`: per dataset, GPU and framework, then the served profiles no fit saw."""
+    from ..accuracy import LATENCY
+
+    pct = lambda d, k: f"{d[k]['pct']:.1f} ({d[k]['n']})" if k in d else "-"  # noqa: E731
+    rows = [[d["dataset"], d["gpu"], d["framework"], str(d["models"]),
+             "in-sample" if d["fitted"] else "not fitted"] + [pct(d["in_sample"], k) for k in LATENCY]
+            + [pct(d["left_out"], k) for k in LATENCY] for d in report["datasets"]]
+    out = [table(rows, ["dataset", "GPU", "framework", "models", "recorded fit", "TTFT %", "step %", "E2E %",
+                        "left-out TTFT %", "left-out step %", "left-out E2E %"]),
+           "Mean absolute % error (rows); left-out: each model scored by a fit made without its rows."]
+    if report["cases"]:
+        rows = [[r["id"][:45], r["model"][:30], str(r["tp"])]
+                + [f"{r['values'][k][0] * 1000:.1f} / {r['values'][k][1] * 1000:.1f} ({r['errors'][k]:.2f} %)"
+                   for k in LATENCY] for r in report["cases"]]
+        rows.append(["mean absolute error", "", ""] + [f"{report['mean_abs_error_pct'][k]:.2f} %" for k in LATENCY])
+        out.append(table(rows, ["served profile (no fit saw it)", "model", "TP", "TTFT ms pred / meas",
+                                "ITL ms pred / meas", "E2E ms pred / meas"]))
+    return "\n\n".join(out)
+
+
 def accuracy_table(report: dict, latency: bool) -> str:
     """`llm-sizer accuracy`: one row per measured profile, absolute % errors, the mean last."""
     from ..accuracy import COMPARED, LATENCY
 
     if latency:
-        rows = [[r["id"][:45], r["model"][:30], str(r["tp"])]
-                + [f"{r['values'][k][0] * 1000:.1f} / {r['values'][k][1] * 1000:.1f} ({r['errors'][k]:.2f} %)"
-                   for k in LATENCY] for r in report["cases"]]
-        rows.append(["mean absolute error", "", ""] + [f"{report['mean_abs_error_pct'][k]:.2f} %" for k in LATENCY])
-        return table(rows, ["profile", "model", "TP", "TTFT ms pred / meas", "ITL ms pred / meas",
-                            "E2E ms pred / meas"])
+        return _latency_accuracy(report)
     def errors(means):
         return [f"{means[f]:.2f}" if f in means else "-" for f in COMPARED]
 

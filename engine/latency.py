@@ -1,0 +1,148 @@
+"""Measured offline-batch latencies (catalogs/latency/) against the roofline, and its fits.
+
+Every row of a latency_data record is one whole-batch generate(): B prompts of L_in tokens, L_out
+tokens each. The rows of all records become one set of NumPy arrays of the roofline's inputs, so a
+prediction of every row is one evaluate() call, and a least-squares fit evaluates the formulas a
+few hundred times rather than rows x iterations times.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import evaluate as ev
+from . import scenario as scn
+from .catalog import Catalog
+from .errors import ProfileError
+from .graph import FormulaGraph
+
+# measured column -> formula it checks (ms in the data, s in the formulas)
+MEASURED = {"e2e_ms": "e2e_latency", "ttft_ms": "ttft", "decode_step_ms": "inter_token_latency"}
+PER_ROW = ("batch_size", "input_tokens", "output_tokens")   # scenario keys a row sets
+MS = 1e-3
+# Calibration fields a fit determines; the others keep their starting values.
+FITTED = ["BwEffConstant", "gemmPeakFraction", "gemmHalfSaturationTokens", "attentionPeakFraction",
+          "attentionBwFraction", "TOverheadMicros", "perLayerOverhead", "perSequenceMicros", "allReduceLatency"]
+
+
+@dataclass
+class Rows:
+    """Measured rows of some latency_data records, as parallel arrays."""
+    record: np.ndarray        # record id per row
+    dataset: np.ndarray
+    model: np.ndarray
+    framework: np.ndarray
+    gpu: np.ndarray
+    tp: np.ndarray
+    measured: dict            # column -> seconds (NaN where not measured)
+    bindings: dict            # roofline input -> array over rows
+
+    def __len__(self):
+        return len(self.record)
+
+    def take(self, mask) -> "Rows":
+        pick = lambda d: {k: (v[mask] if np.ndim(v) else v) for k, v in d.items()}  # noqa: E731
+        return Rows(self.record[mask], self.dataset[mask], self.model[mask], self.framework[mask], self.gpu[mask],
+                    self.tp[mask], pick(self.measured), pick(self.bindings))
+
+
+def groups(catalog: Catalog) -> list[tuple[str, str]]:
+    """(gpu, framework) pairs the data measure."""
+    return sorted({(str(r["gpu"]), str(r["framework"])) for r in catalog.latency_data.values()})
+
+
+def rows(graph: FormulaGraph, catalog: Catalog, gpu: str | None = None, framework: str | None = None) -> Rows:
+    """The measured rows (of one GPU and framework, if given) with the roofline's inputs bound per row."""
+    targets = list(MEASURED.values())
+    names = graph.inputs_for(targets)
+    parts = []
+    for rid, rec in sorted(catalog.latency_data.items()):
+        if (gpu and rec["gpu"] != gpu) or (framework and rec["framework"] != framework):
+            continue
+        table = np.array([[np.nan if v is None else float(v) for v in row] for row in rec["rows"]])
+        col = {c: table[:, i] for i, c in enumerate(rec["columns"])}
+        given = {k: scn.coerce(k, rec[k], rec.where(k)) for k in
+                 ("model", "gpu", "framework", "tensor_parallel_size", "max_model_len", "max_num_batched_tokens")}
+        sc = scn.resolve(catalog, {**given, **{k: int(col[k][0]) for k in PER_ROW}})
+        b = scn.bindings(graph, catalog, sc, names)
+        n = len(table)
+        b = {k: np.full(n, v, dtype=float) for k, v in b.items()}
+        b.update({k: col[k] for k in PER_ROW})
+        parts.append((rid, rec, n, {c: col.get(c, np.full(n, np.nan)) * MS for c in MEASURED}, b))
+    if not parts:
+        raise ProfileError(f"no measured latencies for {gpu or 'any GPU'} / {framework or 'any framework'}", None,
+                           hint="add a latency_data record under catalogs/latency/ (see argonne_llm_inference_bench.yaml)")
+    rep = lambda f: np.concatenate([np.full(n, f(rid, rec), dtype=object) for rid, rec, n, _, _ in parts])  # noqa: E731
+    cat = lambda i, k: np.concatenate([p[i][k] for p in parts])  # noqa: E731
+    return Rows(rep(lambda i, r: i), rep(lambda i, r: str(r["dataset"])), rep(lambda i, r: str(r["model"])),
+                rep(lambda i, r: str(r["framework"])), rep(lambda i, r: str(r["gpu"])),
+                rep(lambda i, r: int(r["tensor_parallel_size"])),
+                {c: cat(3, c) for c in MEASURED}, {k: cat(4, k) for k in parts[0][4]})
+
+
+def constant_inputs(graph: FormulaGraph) -> dict:
+    """Calibration field -> the roofline input that reads it."""
+    return {d.source_path.split(".", 1)[1]: n for n, d in graph.inputs.items()
+            if (d.source_path or "").startswith("calibration.")}
+
+
+def predict(graph: FormulaGraph, data: Rows, constants: dict | None = None) -> dict:
+    """Predicted seconds per measured column, every row at once; `constants` (calibration field ->
+    value) replace the catalog's."""
+    by_field = constant_inputs(graph)
+    b = {**data.bindings, **{by_field[k]: v for k, v in (constants or {}).items() if k in by_field}}
+    r = ev.evaluate(graph, b, list(MEASURED.values()))
+    return {c: np.broadcast_to(np.asarray(r[f], dtype=float), (len(data),)) for c, f in MEASURED.items()}
+
+
+def relative_errors(graph: FormulaGraph, data: Rows, constants: dict | None = None) -> dict:
+    """(predicted - measured) / measured per column; NaN where not measured."""
+    p = predict(graph, data, constants)
+    return {c: (p[c] - data.measured[c]) / data.measured[c] for c in MEASURED}
+
+
+def fit(graph: FormulaGraph, catalog: Catalog, data: Rows, start: dict) -> dict:
+    """Bounded least squares on relative errors of every measured E2E, TTFT and decode step;
+    constants no row can move (all-reduce latency without TP > 1) keep their starting value."""
+    from scipy.optimize import least_squares
+
+    ranges = catalog.calibration["ranges"]
+    names = [k for k in FITTED if k != "allReduceLatency" or (data.tp > 1).any()]
+    lo = np.array([ranges[k]["min"] for k in names], dtype=float)
+    hi = np.array([ranges[k]["max"] for k in names], dtype=float)
+    x0 = np.clip([float(start[k]) for k in names], lo, hi)
+
+    # each measured quantity weighs the same: three TTFTs count as much as three hundred E2Es
+    measured = {c: np.isfinite(m) for c, m in data.measured.items()}
+    weight = {c: np.sqrt(len(data) / max(int(m.sum()), 1)) for c, m in measured.items()}
+
+    def residuals(x):
+        err = relative_errors(graph, data, {**start, **dict(zip(names, x))})
+        return np.concatenate([e[measured[c]] * weight[c] for c, e in err.items()])
+
+    # scale each constant by its range: they differ by six orders of magnitude
+    out = least_squares(residuals, x0, bounds=(lo, hi), x_scale=hi - lo, diff_step=1e-3)
+    return {**{k: float(start[k]) for k in FITTED}, **dict(zip(names, out.x.tolist()))}
+
+
+def left_out_errors(graph: FormulaGraph, catalog: Catalog, data, start: dict) -> dict:
+    """Relative errors of every row when its model is left out of the fit (one refit per model)."""
+    out = {c: np.full(len(data), np.nan) for c in MEASURED}
+    for model in sorted(set(data.model)):
+        held = data.model == model
+        constants = fit(graph, catalog, data.take(~held), start)
+        for c, e in relative_errors(graph, data.take(held), constants).items():
+            out[c][held] = e
+    return out
+
+
+def mean_abs_pct(errors: dict, mask=None) -> dict:
+    """Mean absolute % error per measured column over the rows in `mask` (columns measured nowhere left out)."""
+    out = {}
+    for c, e in errors.items():
+        e = e if mask is None else e[mask]
+        e = e[np.isfinite(e)]
+        if e.size:
+            out[c] = {"n": int(e.size), "pct": float(np.mean(np.abs(e)) * 100)}
+    return out

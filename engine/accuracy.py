@@ -87,7 +87,7 @@ def cases(catalog: Catalog, version: str | None = None) -> list[Case]:
         sc = scn.resolve(catalog, given)
         meas = {k: measured_value(k, v, rec["measured"].where(k)) for k, v in rec["measured"].items()}
         out.append(Case(pid, sc, meas, rec.get("source", ""), str(rec.get("vllm_version", "")),
-                        rec.get("assumed"), rec.get("engine", "V1"), bool((rec.get("lora") or {}).get("enable_lora"))))
+                        rec.get("assumed"), rec.get("engine", "V1"), bool(sc.values.get("enable_lora"))))
     return out
 
 

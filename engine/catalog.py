@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class Catalog:
     vllm_versions: dict = field(default_factory=dict)   # catalogs/vllm_versions.yaml: newest, releases
     config_keys: dict = field(default_factory=dict)     # catalogs/architectures.yaml: how config.json spells a field
     model_types: dict = field(default_factory=dict)     # catalogs/architectures.yaml: per-class defaults and facts
+    quantization_config: dict = field(default_factory=dict)  # catalogs/quantization.yaml: how its keys are spelled
     files: list = field(default_factory=list)
 
     def scenarios_default(self) -> dict:
@@ -250,8 +252,10 @@ def architecture(cfg: dict, catalog: Catalog, where: Location | None = None) -> 
         if spec.get("only_with") and not arch.get(spec["only_with"]):
             arch[name] = 0
     arch.update(_layer_pattern(parts["text"], where))
-    arch["quantization"] = quantization_format(cfg.get("quantization_config")
-                                               or parts["text"]["explicit"].get("quantization_config"))
+    arch.update(_layer_kinds(parts["text"], where))
+    qc = cfg.get("quantization_config") or parts["text"]["explicit"].get("quantization_config")
+    arch["quantization"] = quantization_format(qc)
+    arch.update(quantization_details(qc, catalog.quantization_config))
     return arch
 
 
@@ -414,3 +418,38 @@ def quantization_format(qc) -> str:
             return "nvfp4" if kind == "float" else "gptq-int4-g128"
     return "none"
 
+
+
+def quantization_details(qc, spelling: dict) -> dict:
+    """What a quantization_config says beyond its format, read as catalogs/quantization.yaml spells the keys:
+    bits and elements per scale (group or block), zero points, and the decoder layers a skip list keeps unquantized.
+    formulas/quantization.yaml turns them into bits per weight and the unquantized share."""
+    qc = qc if isinstance(qc, dict) else {}
+    groups = qc.get(spelling.get("groups_key", "config_groups"))
+    weights = next((g.get("weights") for g in (groups or {}).values() if isinstance(g, dict)
+                    and isinstance(g.get("weights"), dict)), {}) if isinstance(groups, dict) else {}
+
+    def first(field):
+        for layer in (weights, qc):
+            found = next((layer[k] for k in spelling.get(field) or [] if layer.get(k) is not None), None)
+            if found is not None:
+                return found
+        return None
+
+    bits, group, block = first("weight_bits"), first("group_size"), first("block_shape")
+    if isinstance(block, list) and block and all(isinstance(b, int) and b > 0 for b in block):
+        group = math.prod(block)
+    asym = first("asymmetric_when_true")
+    sym = first("asymmetric_when_false")
+    skipped = {kind: set() for kind in (spelling.get("per_layer_kinds") or {}).values()}
+    pattern = re.compile(spelling.get("per_layer_skip") or r"$^")
+    for key in spelling.get("skip_lists") or []:
+        listed = qc.get(key) if isinstance(qc.get(key), list) else []
+        for entry in listed:
+            m = pattern.search(str(entry))
+            if m and m.group(2) in spelling["per_layer_kinds"]:
+                skipped[spelling["per_layer_kinds"][m.group(2)]].add(int(m.group(1)))
+    number = (lambda v: v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0)
+    return {"quant_weight_bits": number(bits), "quant_group_size": number(group),
+            "quant_zero_point": int(asym is True or sym is False),
+            **{f"quant_skipped_{kind}_layers": len(layers) for kind, layers in skipped.items()}}

@@ -154,6 +154,7 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
         catalog.resolve("kv_cache_dtypes", values["kv_cache_dtype"])[0]
     values["enforce_eager"] = int(bool(values["enforce_eager"]))
     values["enable_chunked_prefill"] = int(bool(values["enable_chunked_prefill"]))
+    values["enable_lora"] = int(bool(values.get("enable_lora")))
     if gpu_id not in (catalog.calibration or {}).get("gpus", {}):
         notes.append(f"latency uses the roofline calibration guide's default constants (seed 002): {gpu_id} has no calibration "
                      "(llm-sizer calibrate latency fits one from measured TTFT/ITL)")
@@ -310,7 +311,8 @@ def _context(catalog: Catalog, sc: Scenario) -> dict:
     dtype_bytes = catalog.dtypes[sc.dtype]["bytes"]
     bits = 8 * dtype_bytes
     quant = {k: (sc.quant.get(k) if sc.quant.get(k) is not None else bits)
-             for k in ("linear_bits", "expert_bits", "embedding_bits", "lm_head_bits")}
+             for k in ("linear_bits", "expert_bits", "embedding_bits", "lm_head_bits", "vision_bits")}
+    quant.update({k: sc.quant.get(k) or 0 for k in ("weight_bits", "scale_bits")})   # 0: the format has no groups
     gpu = dict(sc.gpu)
     if sc.values.get("gpu_memory_total"):
         gpu["memory_total_runtime"] = sc.values["gpu_memory_total"]

@@ -81,11 +81,30 @@ def write_sizing(out_dir, result, sc, catalog, command) -> list[str]:
         "sizing.md.j2", sc=sc.public(), gpu_name=sc.gpu["name"], headline=terminal.headline(sc, result),
         breakdown=terminal.breakdown_rows(result, sc), capacity=terminal.capacity_lines(result, sc),
         notes=sc.notes, command=command, verdict=terminal.verdict(result, sc),
-        derivations=[result.derivation(n) for n in terminal.key_figures(sc) if n in result])
+        derivations=[result.derivation(n) for n in terminal.key_figures(sc) if n in result],
+        latency=latency_sweep(result) if "ttft" in result and terminal.verdict(result, sc)["fits"] else None)
     paths_ = [Path(out_dir) / "sizing.xlsx", Path(out_dir) / "sizing.md"]
     output.write_atomic(paths_[0], excel.build(result, sc, catalog))
     output.write_atomic(paths_[1], text)
     return [str(p) for p in paths_]
+
+
+SWEEP_BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]   # why: powers of two span a chat server to a batch job
+
+
+def latency_sweep(result) -> dict:
+    """TTFT, mean decode step and E2E of one offline batch at each of SWEEP_BATCH_SIZES, the scenario
+    otherwise unchanged: one vectorized evaluation of the roofline (formulas/roofline.yaml)."""
+    import numpy as np
+
+    from . import evaluate as ev
+
+    g = result.graph
+    targets = ["ttft", "inter_token_latency", "e2e_latency", "output_throughput"]
+    b = {n: result.values[n] for n in g.inputs_for(targets, result.variant) if n in result.values}
+    r = ev.evaluate(g, {**b, "batch_size": np.array(SWEEP_BATCH_SIZES, dtype=float)}, targets, result.variant)
+    series = {n: np.broadcast_to(np.asarray(r[n], dtype=float), (len(SWEEP_BATCH_SIZES),)).tolist() for n in targets}
+    return {"batch_sizes": SWEEP_BATCH_SIZES, **series}
 
 
 def json_result(result, sc) -> dict:

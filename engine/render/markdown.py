@@ -24,6 +24,9 @@ def environment():
         "share": lambda v, d=0: f"{v:.{d}%}",             # a fraction as a percentage: 0.9 -> 90%
         "gib": lambda v, d=2: f"{v / GIB:,.{d}f}",        # bytes, shown in GiB / GB
         "gb": lambda v, d=2: f"{v / GB:,.{d}f}",
+        "ms": lambda v, d=1: f"{v * 1e3:.{d}f}",          # seconds shown in ms; no separator (a Mermaid list)
+        "seconds": lambda v, d=2: f"{v:.{d}f}",
+        "count": lambda v: f"{v:,.0f}",
     }.items()})
     env.filters["code_path"] = lambda origin: re.sub(r"^from (\S+)$", r"from `\1`", origin)   # paths as code
     env.filters["heading"] = lambda depth: "#" * (depth + 1)     # a derivation step (loop.depth from 1): ## ...

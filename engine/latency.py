@@ -146,3 +146,17 @@ def mean_abs_pct(errors: dict, mask=None) -> dict:
         if e.size:
             out[c] = {"n": int(e.size), "pct": float(np.mean(np.abs(e)) * 100)}
     return out
+
+
+SWEEP_BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]   # why: powers of two span a chat server to a batch job
+
+
+def sweep(result) -> dict:
+    """TTFT, mean decode step and E2E of one offline batch at each of SWEEP_BATCH_SIZES, the scenario
+    otherwise unchanged: one vectorized evaluation of the roofline (formulas/roofline.yaml)."""
+    g = result.graph
+    targets = ["ttft", "inter_token_latency", "e2e_latency", "output_throughput"]
+    b = {n: result.values[n] for n in g.inputs_for(targets, result.variant) if n in result.values}
+    r = ev.evaluate(g, {**b, "batch_size": np.array(SWEEP_BATCH_SIZES, dtype=float)}, targets, result.variant)
+    series = {n: np.broadcast_to(np.asarray(r[n], dtype=float), (len(SWEEP_BATCH_SIZES),)).tolist() for n in targets}
+    return {"batch_sizes": SWEEP_BATCH_SIZES, **series}

@@ -74,7 +74,7 @@ def framework_formulas(g, sc) -> list[str]:
 
 def write_sizing(out_dir, result, sc, catalog, command) -> list[str]:
     """The scenario's live workbook and Markdown report, written atomically."""
-    from . import output
+    from . import latency, output
     from .render import excel, markdown, terminal
 
     text = markdown.render(
@@ -82,29 +82,11 @@ def write_sizing(out_dir, result, sc, catalog, command) -> list[str]:
         breakdown=terminal.breakdown_rows(result, sc), capacity=terminal.capacity_lines(result, sc),
         notes=sc.notes, command=command, verdict=terminal.verdict(result, sc),
         derivations=[result.derivation(n) for n in terminal.key_figures(sc) if n in result],
-        latency=latency_sweep(result) if "ttft" in result and terminal.verdict(result, sc)["fits"] else None)
+        latency=latency.sweep(result) if "ttft" in result and terminal.verdict(result, sc)["fits"] else None)
     paths_ = [Path(out_dir) / "sizing.xlsx", Path(out_dir) / "sizing.md"]
     output.write_atomic(paths_[0], excel.build(result, sc, catalog))
     output.write_atomic(paths_[1], text)
     return [str(p) for p in paths_]
-
-
-SWEEP_BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]   # why: powers of two span a chat server to a batch job
-
-
-def latency_sweep(result) -> dict:
-    """TTFT, mean decode step and E2E of one offline batch at each of SWEEP_BATCH_SIZES, the scenario
-    otherwise unchanged: one vectorized evaluation of the roofline (formulas/roofline.yaml)."""
-    import numpy as np
-
-    from . import evaluate as ev
-
-    g = result.graph
-    targets = ["ttft", "inter_token_latency", "e2e_latency", "output_throughput"]
-    b = {n: result.values[n] for n in g.inputs_for(targets, result.variant) if n in result.values}
-    r = ev.evaluate(g, {**b, "batch_size": np.array(SWEEP_BATCH_SIZES, dtype=float)}, targets, result.variant)
-    series = {n: np.broadcast_to(np.asarray(r[n], dtype=float), (len(SWEEP_BATCH_SIZES),)).tolist() for n in targets}
-    return {"batch_sizes": SWEEP_BATCH_SIZES, **series}
 
 
 def json_result(result, sc) -> dict:

@@ -48,7 +48,9 @@ def build(result: Result, sc, catalog) -> bytes:
     _calculation_sheet(wb, graph, result, Font(**HEADER))
     _breakdown_sheet(wb, result, sc, Font(**HEADER))
     if "ttft" in result:
-        _latency_sheet(wb, Font(**HEADER))
+        from .. import latency
+
+        _latency_sheet(wb, Font(**HEADER), latency.sweep(result))
     _catalog_sheet(wb, sc, catalog, Font(**HEADER))
     buf = io.BytesIO()
     wb.save(buf)
@@ -166,11 +168,11 @@ LATENCY = [("Time to first token (ms)", "=ttft*1000"), ("Inter-token latency (ms
            ("End-to-end latency (ms)", "=e2e_latency*1000")]
 
 
-def _latency_sheet(wb, bold):
-    from openpyxl.chart import BarChart, Reference
+def _latency_sheet(wb, bold, sweep: dict):
+    from openpyxl.chart import LineChart, Reference
 
     ws = wb.create_sheet("Latency")
-    ws.append(["latency (roofline)", "value"])
+    ws.append(["latency (roofline, live)", "value"])
     for c in ws[1]:
         c.font = bold
     for label, formula in LATENCY:
@@ -179,11 +181,26 @@ def _latency_sheet(wb, bold):
     for row in ws.iter_rows(min_row=2, min_col=2, max_col=2):
         row[0].number_format = "#,##0.00"
     ws.column_dimensions["A"].width = 32
-    chart = BarChart()
-    chart.type, chart.title, chart.y_axis.title = "col", "Latency per request", "ms"
-    chart.add_data(Reference(ws, min_col=2, min_row=2, max_row=1 + len(LATENCY)), titles_from_data=False)
-    chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=1 + len(LATENCY)))
-    ws.add_chart(chart, "D2")
+    # the sweep is computed by llm-sizer (one evaluation per batch size), not live: say so in the sheet
+    top = ws.max_row + 2
+    ws.cell(top, 1, "vs batch size (computed by llm-sizer for this scenario; not live)").font = bold
+    header = ["batch size", "TTFT (ms)", "decode step (ms)", "E2E (s)", "output tokens/s"]
+    for col, label in enumerate(header, 1):
+        ws.cell(top + 1, col, label).font = bold
+    for i, b in enumerate(sweep["batch_sizes"]):
+        values = [b, sweep["ttft"][i] * 1e3, sweep["inter_token_latency"][i] * 1e3, sweep["e2e_latency"][i],
+                  sweep["output_throughput"][i]]
+        for col, v in enumerate(values, 1):
+            ws.cell(top + 2 + i, col, v).number_format = "#,##0.00" if col > 1 else "0"
+    last = top + 1 + len(sweep["batch_sizes"])
+    for n, (col, title, axis) in enumerate([(2, "Time to first token of the batch", "TTFT (ms)"),
+                                            (3, "Mean decode step", "decode step (ms)"),
+                                            (4, "Wall time of the whole batch", "E2E (s)")]):
+        chart = LineChart()      # one chart per quantity: each its own axis, TTFT no longer dwarfed by E2E
+        chart.title, chart.y_axis.title, chart.x_axis.title = title, axis, "batch size"
+        chart.add_data(Reference(ws, min_col=col, min_row=top + 1, max_row=last), titles_from_data=True)
+        chart.set_categories(Reference(ws, min_col=1, min_row=top + 2, max_row=last))
+        ws.add_chart(chart, f"H{2 + 16 * n}")
 
 
 def _series_title(ws, row):

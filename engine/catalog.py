@@ -298,6 +298,8 @@ def _field(name: str, spec: dict, parts: dict, where):
         found = [layer[k] for k in keys if k in layer]
         if kind == "present" and found:
             return int(any(v is not None for v in found))
+        if kind == "matches" and found:
+            return int(found[0] in (spec.get("values") or []))
         if kind == "count" and found:
             return len(found[0]) if isinstance(found[0], list) else 0
         value = next((v for v in found if v is not None), None)
@@ -306,7 +308,7 @@ def _field(name: str, spec: dict, parts: dict, where):
     modeling = part["record"].get("modeling") or {}
     if name in modeling:
         return _typed(name, kind, modeling[name], where)
-    if kind in ("present", "count"):
+    if kind in ("present", "count", "matches"):
         return 0
     if spec.get("required"):
         also = ", ".join(keys[1:]) or "nothing else"
@@ -347,20 +349,46 @@ def _layer_pattern(text: dict, where) -> dict:
             "full_attention_period": _typed("full_attention_period", "number", period or 0, where)}
 
 
+def _layer_kinds(text: dict, where) -> dict:
+    """Hybrid models: how many layers of each kind a per-layer list (or a string, one character a layer) names."""
+    spec, cfg = text["record"].get("layer_kinds") or {}, text["effective"]
+    counts = {kind: 0 for kind in LAYER_KINDS}
+    listed = next((cfg[k] for k in spec.get("keys") or [] if cfg.get(k) is not None), None)
+    if listed is not None and not isinstance(listed, (list, str)):
+        raise CatalogError("config.json lists its layer kinds in something other than a list or a string", where,
+                           found=repr(listed)[:40], expected=f"one of {', '.join(spec['keys'])} as a list")
+    for entry in listed or []:
+        kind = next((k for k in LAYER_KINDS if entry in (spec.get(k) or [])), None)
+        if kind is None:
+            raise CatalogError(f"config.json names a layer kind '{entry}' that catalogs/architectures.yaml does not "
+                               f"know for model type '{text['type']}'", where,
+                               hint="add it to that model type's layer_kinds")
+        counts[kind] += 1
+    return {"layer_kinds_listed": int(bool(listed)),
+            "blocks_listed": int(bool(listed) and bool(spec.get("mlp") or spec.get("moe"))),
+            **{f"num_kind_{kind}_layers": n for kind, n in counts.items()}}
+
+
+# The kinds a hybrid model's layer list may name: attention (a KV cache per token), recurrent (Mamba, Gated DeltaNet,
+# lightning attention: a fixed state per sequence), and mlp / moe blocks that NemotronH counts as layers of their own.
+LAYER_KINDS = ("attention", "recurrent", "mlp", "moe")
+
+
 def _check_config_values(cfg: dict, catalog: Catalog, where: Location | None):
-    """Refuse NaN, infinities, huge numbers anywhere, and non-numbers where arithmetic is done."""
+    """Refuse NaN and infinities where numbers are read, huge numbers anywhere, and non-numbers where arithmetic is
+    done. (A key nobody reads may hold Infinity: NemotronH's time_step_limit is [0.0, Infinity].)"""
+    numbers, lists = _config_key_kinds(catalog)
     stack = [("", cfg)]
     while stack:
         path, node = stack.pop()
         children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in children)
-        if isinstance(node, float) and not math.isfinite(node):
+        if isinstance(node, float) and not math.isfinite(node) and path.split(".")[-1] in numbers:
             raise CatalogError(f"config.json {path} is {node}, not a number", where,
                                hint=f"write a finite number for \"{path}\"")
         if isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_CONFIG_NUMBER:
             raise CatalogError(f"config.json {path} is too large", where, found=str(node)[:40],
                                expected=f"at most {MAX_CONFIG_NUMBER:,}")
-    numbers, lists = _config_key_kinds(catalog)
     for block, prefix in ((cfg, ""), (cfg.get("text_config"), "text_config."), (cfg.get("vision_config"),
                                                                                 "vision_config.")):
         if not isinstance(block, dict):

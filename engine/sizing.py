@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from . import paths
-from .errors import EngineError, ErrorList, RequirementError
+from .errors import EngineError, ErrorList, RequirementError, ScenarioError
 
 
 def load(formula_dirs=(), catalog_dirs=()):
@@ -38,6 +38,11 @@ def scenario_from(catalog, scenario_file, options):
 
     given = scn.read_file(scenario_file) if scenario_file else {}
     given.update({k: scn.coerce(k, v, None) for k, v in options.items() if v is not None and k in scn.KEYS})
+    swept = sorted(k for k, v in given.items() if hasattr(v, "shape"))
+    if swept:   # one deployment per command: a list of values is a sweep, which these commands do not print
+        raise ScenarioError(f"{scenario_file}: {', '.join(swept)} holds a list of values; this command sizes one "
+                            "deployment", None, hint="give one value per key (sweeps: benchmarks/sweep.py shows "
+                            "the vectorized Python API)")
     return scn.resolve(catalog, given)
 
 

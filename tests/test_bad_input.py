@@ -27,6 +27,7 @@ def _generated(tmp: Path) -> None:
     (tmp / "mapping.yaml").write_text("batch_size: {a: 1}\n")
     (tmp / "long_key.yaml").write_text(f"{LONG}: 1\n")
     (tmp / "ragged.yaml").write_text("input_tokens: [1, [2, 3]]\n")
+    (tmp / "sweep.yaml").write_text("block_size: [1, 1]\n")
     (tmp / "long_expr").mkdir()
     (tmp / "long_expr" / "f.yaml").write_text(
         "schema: 1\ntitle: Long\ninputs:\n  fuzz_a: {unit: 1, doc: A}\nformulas:\n  fuzz_b:\n    doc: Long.\n"
@@ -56,6 +57,7 @@ CASES = [
     ("oversized-scenario", ["size", "--no-files", "--scenario", "{T}/huge.yaml"], 2, "bytes allowed"),
     ("mapping-value", ["size", "--no-files", "--scenario", "{T}/mapping.yaml"], 2, "must be a whole number"),
     ("ragged-sweep", ["size", "--no-files", "--scenario", "{T}/ragged.yaml"], 2, "flat list"),
+    ("sweep-to-size", ["size", "--no-files", "--json", "--scenario", "{T}/sweep.yaml"], 2, "sizes one deployment"),
     ("long-key", ["size", "--no-files", "--scenario", "{T}/long_key.yaml"], 2, "malformed YAML"),
     # config.json given with --model
     ("config-nan", ["size", "--no-files", "--model", "{F}/config_nan.json"], 2, "num_hidden_layers is nan"),

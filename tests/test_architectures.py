@@ -346,3 +346,19 @@ def test_vision_tower_as_the_family_builds_it(graph, catalog, name):
 @pytest.mark.parametrize("model_id", sorted(VISION_RECORDS))
 def test_vision_tower_of_catalog_records(graph, catalog, model_id):
     assert _value(graph, catalog.models[model_id], "vision_params") == VISION_RECORDS[model_id]
+
+
+def test_size_shows_the_state_and_the_enlarged_blocks():
+    """Qwen3.5-27B at 32,768 tokens: blocks of 784 tokens (HYBRID); a request takes ceil(32,768 / 784) = 42 attention
+    blocks + 3 state blocks, so concurrency = blocks / 45 and tokens = concurrency x 32,768."""
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    out = CliRunner().invoke(main, ["size", "--no-files", "--model", str(CONFIGS / "qwen3.5-27b.json"), "--gpu",
+                                    "h100-sxm", "--max-model-len", "32768"]).output
+    line = next(l for l in out.splitlines() if l.startswith("KV cache:"))
+    assert "65,536 bytes/token/GPU + 153,944,064 bytes/sequence/GPU of recurrent state" in line
+    blocks = int(line.split(", ")[1].split(" blocks of 784 tokens")[0].replace(",", ""))
+    concurrency = blocks / 45
+    assert f"= {int(concurrency * 32768):,} tokens" in line and f"{concurrency:.2f}x" in line

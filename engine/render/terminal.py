@@ -131,8 +131,11 @@ def capacity_lines(result: Result, sc) -> list:
     s = sc.values
     verdict_ = verdict(result, sc)
     if uses_vllm_budget(sc):
-        lines = [f"KV cache: {format_number(v('kv_cache_bytes_per_token'))} bytes/token/GPU, "
-                 f"{format_number(v('num_gpu_blocks'))} blocks of {s['block_size']} tokens = "
+        # a hybrid model's recurrent state is paged beside the KV cache, in blocks vLLM enlarges to hold it
+        state = (f" + {format_number(v('recurrent_state_bytes_per_sequence'))} bytes/sequence/GPU of recurrent state"
+                 if "recurrent_state_bytes_per_sequence" in result and v("recurrent_state_bytes_per_sequence") else "")
+        lines = [f"KV cache: {format_number(v('kv_cache_bytes_per_token'))} bytes/token/GPU{state}, "
+                 f"{format_number(v('num_gpu_blocks'))} blocks of {format_number(v('kv_block_size'))} tokens = "
                  f"{format_number(v('kv_cache_tokens'))} tokens; max concurrency at "
                  f"{format_number(s['max_model_len'])} tokens/request: {v('max_concurrency'):.2f}x"]
     else:

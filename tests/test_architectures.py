@@ -362,3 +362,16 @@ def test_size_shows_the_state_and_the_enlarged_blocks():
     blocks = int(line.split(", ")[1].split(" blocks of 784 tokens")[0].replace(",", ""))
     concurrency = blocks / 45
     assert f"= {int(concurrency * 32768):,} tokens" in line and f"{concurrency:.2f}x" in line
+
+
+def test_qwen3_next_class_defaults_are_the_80b_a3b(tmp_path, catalog, graph):
+    """Qwen3NextConfig's defaults are Qwen3-Next-80B-A3B's dimensions (model card: '80B in total and 3B activated',
+    rounded); no verbatim config.json copy was found, so the defaults stand in. Without layer_types,
+    full_attention_interval 4 makes layers 3, 7, ..., 47 full attention: 12 of 48, 36 Gated DeltaNet."""
+    model = _config(tmp_path, catalog, {"model_type": "qwen3_next"})
+    assert (_value(graph, model, "num_attention_layers"), _value(graph, model, "num_recurrent_layers")) == (12, 36)
+    assert abs(_value(graph, model, "total_params") - 80e9) <= 0.5e9
+    assert _value(graph, model, "kv_cache_bytes_per_token") == 12 * 2 * 2 * 256 * 2     # 2 KV heads x 256
+    # conv (2 x 16 x 128 + 32 x 128) x 3 x 2 = 49,152; delta 32 x 128 x 128 x 2 B (no float32 asked) = 1,048,576
+    assert _value(graph, model, "recurrent_state_bytes_per_sequence", {**ONE_GPU_BF16, "dtype_bytes": 2}) == \
+        (49_152 + 1_048_576) * 36

@@ -18,7 +18,7 @@ from .validation import GB, GIB, about, band, profile_scenario
 MIB = 2 ** 20
 PREDICTED = ("weight_memory_per_gpu", "activation_peak_memory", "non_torch_memory", "cuda_graph_memory",
              "available_kv_cache_memory", "kv_cache_tokens", "gpu_memory_budget", "gpu_memory_total",
-             "num_gpu_blocks", "num_kv_cache_groups", "kv_cache_bytes_per_token", "num_gpus",
+             "num_gpu_blocks", "num_kv_cache_groups", "kv_block_size", "kv_cache_bytes_per_token", "num_gpus",
              "attention_heads_per_gpu", "attention_width_per_gpu", "hidden_size_per_gpu",
              "simple_calculator_activation_tokens", "simple_calculator_activation_memory", "head_dim",
              "profile_run_tokens")

@@ -21,7 +21,7 @@ from .yamlsafe import YDict
 MAX_CONFIG_NUMBER = 2 ** 53
 MAX_CONFIG_BYTES = 5_000_000     # config.json files are a few kB; anything this large is not one
 GPU_FIELDS = {"name", "device_names", "memory_total_runtime", "memory_bandwidth", "interconnect_bandwidth",
-              "tflops_dense", "supported_dtypes", "sources"}
+              "peer_fabric", "tflops_dense", "supported_dtypes", "sources"}
 
 
 @dataclass
@@ -166,6 +166,9 @@ def _check_gpu(gid, rec, block: YDict, errors: ErrorList):
         return
     for f in sorted(GPU_FIELDS - set(rec)):
         errors.add(CatalogError(f"gpus.{gid} is missing '{f}'", rec.where(), hint=f"add '{f}:' with its source"))
+    if "peer_fabric" in rec and rec["peer_fabric"] not in (0, 1):   # formulas branch on it (non_torch_memory)
+        errors.add(CatalogError(f"gpus.{gid}.peer_fabric must be 1 (NVLink/xGMI between the GPUs) or 0 (PCIe only)",
+                                rec.where("peer_fabric"), found=str(rec["peer_fabric"])))
     for f, unit in (("memory_total_runtime", "byte"), ("memory_bandwidth", "byte/s"),
                     ("interconnect_bandwidth", "byte/s")):
         if f in rec:

@@ -110,6 +110,7 @@ def test_user_catalog_directory(tmp_path):
     (tmp_path / "my.yaml").write_text(
         "schema: 1\ngpus:\n  my-gpu:\n    name: My GPU\n    device_names: [My GPU 48GB]\n"
         "    memory_total_runtime: 47.5 GiB\n    memory_bandwidth: 1 TB/s\n    interconnect_bandwidth: 64 GB/s\n"
+        "    peer_fabric: 0\n"
         "    tflops_dense: {bf16: 100 TFLOPS}\n"
         "    supported_dtypes: [fp16, bf16]\n    sources: {spec: mine, memory_total_runtime: measured}\n")
     data = json.loads(run("size", "--catalogs", str(tmp_path), "--gpu", "My GPU 48GB", "--json").output)

@@ -123,3 +123,15 @@ def test_config_json_errors(tmp_path, catalog, text, message):
 def test_quantization_config_mapping(catalog, qc, expected):
     assert cat.quantization_format(qc) == expected
     assert expected in catalog.formats
+
+
+def test_no_shipped_fact_cites_a_machine_path():
+    """Catalogs and formulas cite public locations a reader can follow, never a path on some machine."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    machine = re.compile(r"(^|[\s(])(/root/|/home/|/work/|/tmp/|/Users/|file:/|[A-Z]:\\)")
+    for path in sorted([*(root / "catalogs").rglob("*.yaml"), *(root / "formulas").glob("*.yaml")]):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not machine.search(line), f"{path.relative_to(root)}:{number} cites a machine path"

@@ -15,7 +15,6 @@ from .catalog import Catalog
 from .errors import ProfileError
 from .graph import FormulaGraph
 
-GIB = 2 ** 30
 # measured field -> formula it checks
 COMPARED = {
     "weights_memory": "weight_memory_per_gpu",

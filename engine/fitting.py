@@ -10,7 +10,8 @@ import numpy as np
 
 from . import evaluate as ev
 from . import scenario as scn
-from .accuracy import GIB, cases
+from .accuracy import cases
+from .units import GIB
 from .catalog import Catalog
 from .errors import ProfileError
 from .graph import FormulaGraph

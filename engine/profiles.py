@@ -15,8 +15,8 @@ from pathlib import Path
 
 from . import units, yamlsafe
 from .errors import Location, ProfileError, display_path, shorten
+from .units import GB, GIB
 
-GIB, GB = 2 ** 30, 1e9
 
 
 @dataclass

@@ -12,6 +12,8 @@ from pathlib import Path
 from .errors import Location, UnitError
 
 _DEFINITIONS = Path(__file__).with_name("units.txt")
+# Bytes per unit for display, where a figure is shown in a fixed unit (one home; pint is not needed).
+MIB, GIB, GB = 2 ** 20, 2 ** 30, 1e9
 BOOLEAN = "boolean"      # the "unit" of a condition
 ANY = None               # the unit of a literal zero: it fits any dimension
 

@@ -13,9 +13,8 @@ from . import units
 from .catalog import Catalog
 from .errors import EngineError, Location, ProfileError
 from .graph import FormulaGraph
+from .units import GB, GIB
 
-GIB = 2 ** 30
-GB = 1e9
 
 
 def band(pct: float | None, catalog: Catalog) -> dict:

@@ -13,9 +13,9 @@ from . import scenario as scn
 from .catalog import Catalog
 from .errors import ProfileError
 from .graph import FormulaGraph
-from .validation import GB, GIB, about, band, profile_scenario
+from .units import GB, GIB, MIB
+from .validation import about, band, profile_scenario
 
-MIB = 2 ** 20
 PREDICTED = ("weight_memory_per_gpu", "activation_peak_memory", "non_torch_memory", "cuda_graph_memory",
              "available_kv_cache_memory", "kv_cache_tokens", "gpu_memory_budget", "gpu_memory_total",
              "num_gpu_blocks", "num_kv_cache_groups", "kv_block_size", "kv_cache_bytes_per_token", "num_gpus",

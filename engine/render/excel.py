@@ -14,8 +14,8 @@ import numpy as np
 
 from ..compiled import ExcelPrintError, valid_name
 from ..evaluate import Result, derive
+from ..units import GIB
 
-GIB = 2 ** 30
 BREAKDOWN = [("Weights", "weight_memory_per_gpu"), ("Activation peak", "activation_peak_memory"),
              ("Non-torch memory", "non_torch_memory"), ("CUDA context", "cuda_context_memory"),
              ("CUDA graphs", "cuda_graph_memory"),

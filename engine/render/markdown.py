@@ -6,6 +6,7 @@ import re
 
 from .. import paths
 from ..evaluate import format_number
+from ..units import GB, GIB
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,7 +34,6 @@ def environment():
     return env
 
 
-GIB, GB = 2 ** 30, 1e9
 NOT_MEASURED = "not measured"
 
 

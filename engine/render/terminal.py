@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..evaluate import Derivation, Result, format_number
+from ..units import GB, GIB
 
-GIB, GB = 2 ** 30, 1e9
 BREAKDOWN = [
     ("Weights", "weight_memory_per_gpu"),
     ("Activation peak (profiling run)", "activation_peak_memory"),
@@ -224,10 +224,11 @@ def _latency_accuracy(report: dict) -> str:
 
 def accuracy_table(report: dict, latency: bool) -> str:
     """`llm-sizer accuracy`: one row per measured profile, absolute % errors, the mean last."""
-    from ..accuracy import COMPARED, LATENCY
+    from ..accuracy import COMPARED
 
     if latency:
         return _latency_accuracy(report)
+
     def errors(means):
         return [f"{means[f]:.2f}" if f in means else "-" for f in COMPARED]
 

@@ -53,6 +53,7 @@ class Catalog:
     config_keys: dict = field(default_factory=dict)     # catalogs/architectures.yaml: how config.json spells a field
     model_types: dict = field(default_factory=dict)     # catalogs/architectures.yaml: per-class defaults and facts
     quantization_config: dict = field(default_factory=dict)  # catalogs/quantization.yaml: how its keys are spelled
+    prices: dict = field(default_factory=dict)          # catalogs/prices.yaml: on-demand USD per GPU-hour, by GPU id
     files: list = field(default_factory=list)
 
     def scenarios_default(self) -> dict:
@@ -155,6 +156,8 @@ def _read(cat: Catalog, doc, errors: ErrorList):
         for rid, rec in block.items():
             if key == "gpus":
                 _check_gpu(rid, rec, block, errors)
+            if key == "prices":
+                _check_price(rid, rec, block, errors)
             getattr(cat, key)[rid] = rec
         if key == "calibration":
             _check_calibration(cat.calibration, errors)
@@ -178,6 +181,32 @@ def _check_gpu(gid, rec, block: YDict, errors: ErrorList):
                     raise CatalogError(f"gpus.{gid}.{f} must be positive", rec.where(f), found=str(rec[f]))
             except EngineError as exc:
                 errors.add(exc)
+
+
+def _check_price(gid, rec, block: YDict, errors: ErrorList):
+    """A price is a quantity in USD / gpu / hour with its provider, source and date; or null with why_none."""
+    if not isinstance(rec, YDict) or "usd_per_gpu_hour" not in rec:
+        errors.add(CatalogError(f"prices.{gid} must be a mapping with usd_per_gpu_hour", block.where(gid),
+                                hint="usd_per_gpu_hour: 2.5 USD / gpu / hour, with provider, source and date"))
+        return
+    if rec["usd_per_gpu_hour"] is None:
+        if not rec.get("why_none"):
+            errors.add(CatalogError(f"prices.{gid} has no price and no why_none", rec.where(),
+                                    hint="say why no public on-demand price exists (why_none: ...)"))
+        return
+    for f in ("provider", "source", "date"):
+        if not rec.get(f):
+            errors.add(CatalogError(f"prices.{gid} is missing '{f}'", rec.where(), hint="a price needs its provider, "
+                                    "the page it was read from (source) and the day it was read (date)"))
+    try:
+        if units.parse_quantity(rec["usd_per_gpu_hour"], PRICE_UNIT, rec.where("usd_per_gpu_hour"),
+                                field=f"prices.{gid}.usd_per_gpu_hour") < 0:
+            raise CatalogError(f"prices.{gid}.usd_per_gpu_hour must not be negative", rec.where("usd_per_gpu_hour"))
+    except EngineError as exc:
+        errors.add(exc)
+
+
+PRICE_UNIT = "USD / gpu / hour"
 
 
 def _check_calibration(cal: dict, errors: ErrorList):

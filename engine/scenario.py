@@ -39,6 +39,7 @@ class Scenario:
     notes: list = field(default_factory=list)
     origin: dict = field(default_factory=dict)   # key -> where its value came from
     vllm: dict = field(default_factory=dict)     # the vLLM release's facts (catalogs/vllm_versions.yaml), merged
+    price: dict = field(default_factory=dict)    # {usd_per_gpu_hour}: the GPU's on-demand price, when one is known
 
     def public(self) -> dict:
         """The scenario as it was sized, for JSON output and reports."""
@@ -162,7 +163,16 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
         notes.append(f"latency uses the starting constants of catalogs/hardware_calibration.yaml for {gpu_id}: no fit for "
                      f"{framework_id} on it (llm-sizer calibrate latency --gpu {gpu_id} --framework {framework_id})")
     return Scenario(values, model, gpu_id, gpu, framework_id, framework, dtype, kv_dtype, quant_id, quant,
-                    notes, origins, vllm)
+                    notes, origins, vllm, gpu_price(catalog, values, gpu_id))
+
+
+def gpu_price(catalog: Catalog, values: dict, gpu_id: str) -> dict:
+    """The price the cost formulas read (price.usd_per_gpu_hour): the scenario's own, else catalogs/prices.yaml's;
+    empty when neither has one (those formulas are then left out, see sizing.framework_formulas)."""
+    if values.get("price_per_gpu_hour") is not None:
+        return {"usd_per_gpu_hour": values["price_per_gpu_hour"]}
+    price = (catalog.prices.get(gpu_id) or {}).get("usd_per_gpu_hour")
+    return {"usd_per_gpu_hour": price} if price is not None else {}
 
 
 def _engine_defaults(framework: dict, values: dict, origins: dict, gpu: dict, release: dict):
@@ -322,7 +332,7 @@ def _context(catalog: Catalog, sc: Scenario) -> dict:
     return {"scenario": sc.values, "model": sc.model.arch, "gpu": gpu, "dtype": {"bytes": dtype_bytes},
             "hardware": _hardware(catalog, sc), "calibration": calibration(catalog, sc)[1],
             "kv_dtype": {"bytes": catalog.kv_cache_dtypes[sc.kv_dtype]["bytes"]}, "quant": quant,
-            "framework": framework, "fit": catalog.fits, "vllm": sc.vllm}
+            "framework": framework, "fit": catalog.fits, "vllm": sc.vllm, "price": sc.price}
 
 
 def compute_dtype(catalog: Catalog, sc: Scenario) -> str:

@@ -27,5 +27,9 @@ KEYS = {
     "batch_size": (int, "Requests served at once (workload)"),
     "input_tokens": (float, "Prompt tokens per request (workload; a mean may be fractional)"),
     "output_tokens": (float, "Generated tokens per request (workload; a mean may be fractional)"),
+    "price_per_gpu_hour": (float, "On-demand USD per GPU-hour, in place of catalogs/prices.yaml (cost formulas)"),
     "prefix_cache_hit_fraction": (float, "Share of each prompt already in vLLM's prefix cache (workload; default 0)"),
+    "request_rate": (float, "Served load: requests per second, Poisson arrivals (default 0: an offline batch)"),
+    "concurrency": (int, "Served load: users in a closed loop, each sending its next request when one ends"),
+    "prefix_tokens": (float, "Served load: prompt tokens every request shares, served by the prefix cache"),
 }

@@ -70,7 +70,8 @@ def framework_formulas(g, sc) -> list[str]:
     """The formulas the scenario's framework is sized with: all but the files its memory model leaves
     out (catalogs/frameworks.yaml) and whatever depends on them, so their inputs are not required of it."""
     skipped = set((sc.framework.get("memory_model") or {}).get("formulas_not_used") or ())
-    left_out = {n for n, f in g.formulas.items() if Path(f.path).stem in skipped}
+    unpriced = set() if sc.price else {n for n, i in g.inputs.items() if (i.source_path or "").startswith("price.")}
+    left_out = {n for n, f in g.formulas.items() if Path(f.path).stem in skipped or unpriced.intersection(f.deps)}
     if not left_out:
         return list(g.formulas)
     return [n for n in g.formulas if n not in left_out and not left_out.intersection(g.needed([n]))]

@@ -77,7 +77,7 @@ def size(scenario_file, formula_dirs, catalog_dirs, as_json, variant, out_dir, n
     sc = sizing.scenario_from(c, scenario_file, options)
     result = sizing.evaluate_scenario(g, c, sc, variant)
     command = sizing.launch_command(result, sc)
-    fits = terminal.verdict(result, sc)["fits"]
+    verdict = terminal.verdict(result, sc)
     sc.notes += sizing.command_notes(result, sc)
     if as_json:
         click.echo(json.dumps(sizing.json_result(result, sc), indent=2))
@@ -86,8 +86,8 @@ def size(scenario_file, formula_dirs, catalog_dirs, as_json, variant, out_dir, n
     if not no_files and not as_json:
         written = sizing.write_sizing(out_dir, result, sc, c, command)
         click.echo(f"\nWrote {', '.join(written)}")
-    if not fits:
-        sys.exit(1)   # a does-not-fit verdict is a failed check, readable by scripts
+    if not (verdict["fits"] and verdict.get("load_sustainable", True)):
+        sys.exit(1)   # does not fit, or a load beyond capacity: a failed check, readable by scripts
 
 
 @main.command()
@@ -96,22 +96,50 @@ def size(scenario_file, formula_dirs, catalog_dirs, as_json, variant, out_dir, n
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False),
               help="Where to write the .xlsx (written atomically).")
 @click.option("--variant", default=None, help="Build the workbook from a named variant's formulas.")
+@click.option("--compare", is_flag=True, help="Several scenarios side by side, one column each: give them as "
+              "SCENARIOS (YAML files or named scenarios); the options above apply to every one.")
+@click.argument("compared", nargs=-1, metavar="[SCENARIOS]...")
 @_user_errors
-def workbook(scenario_file, formula_dirs, catalog_dirs, output_path, variant, **options):
+def workbook(scenario_file, formula_dirs, catalog_dirs, output_path, variant, compare, compared, **options):
     """A live Excel workbook of the sizing: edit an input and every result recalculates.
 
-    A deployment that does not fit is still written (edit it until it fits), and exits 1 as `size` does.
+    A deployment that does not fit is still written (edit it until it fits), and exits 1 as `size` does
+    (with --compare: when none of the scenarios fits).
     """
     from . import output
     from .render import excel, terminal
 
     g, c = sizing.load(formula_dirs, catalog_dirs)
+    if compare or compared:
+        _compare_workbook(g, c, scenario_file, compare, compared, output_path, variant, options)
+        return
     sc = sizing.scenario_from(c, scenario_file, options)
     result = sizing.evaluate_scenario(g, c, sc, variant)
     output.write_atomic(output_path, excel.build(result, sc, c))
     click.echo(f"wrote {output_path}")
     if not terminal.verdict(result, sc)["fits"]:
         click.echo(terminal.verdict_line(result, sc))
+        sys.exit(1)
+
+
+def _compare_workbook(g, c, scenario_file, compare, compared, output_path, variant, options):
+    from . import compare as cmp
+    from . import output
+    from .render import terminal
+
+    if not compare:
+        raise EngineError(f"unexpected argument '{compared[0]}'", None,
+                          hint="to compare scenarios: llm-sizer workbook --compare a.yaml b.yaml -o compare.xlsx")
+    if scenario_file:
+        raise EngineError("--scenario with --compare: give every scenario as an argument", None,
+                          hint="llm-sizer workbook --compare a.yaml b.yaml -o compare.xlsx")
+    data, results, scenarios = cmp.workbook(g, c, compared, options, variant)
+    output.write_atomic(output_path, data)
+    click.echo(f"wrote {output_path}")
+    fits = [terminal.verdict(r, sc)["fits"] for r, sc in zip(results, scenarios)]
+    for label, result, sc, ok in zip(cmp.labels(compared), results, scenarios, fits):
+        click.echo(f"{label}: {terminal.headline(sc, result)}: {terminal.verdict_line(result, sc)}")
+    if not any(fits):
         sys.exit(1)
 
 
@@ -133,6 +161,70 @@ def explain(name, scenario_file, formula_dirs, catalog_dirs, variant, latex, **o
     click.echo(f"Scenario: {sc.model.id} on {sc.gpu_id}, TP={sc.values['tensor_parallel_size']}, "
                f"PP={sc.values.get('pipeline_parallel_size', 1)}\n")
     click.echo(terminal.derivation(result.derivation(name), latex=latex))
+
+
+@main.command()
+@click.option("--vary", "varies", multiple=True, metavar="KEY=RANGE",
+              help="A scenario key and its values: start:stop:xK (geometric, e.g. max_model_len=4096:131072:x2), "
+                   "start:stop:+K (arithmetic) or a,b,c (a list; also for gpu, model, quantization, kv_cache_dtype). "
+                   "Once or twice.")
+@click.option("--output", "outputs", multiple=True, metavar="NAME",
+              help="A formula to tabulate (repeatable; default: memory per GPU, KV tokens, max concurrency, TTFT, "
+                   "ITL, E2E, throughput).")
+@_scenario_options
+@_data_options
+@click.option("--json", "as_json", is_flag=True, help="Print every point as JSON (values in each formula's unit).")
+@click.option("--variant", default=None, help="Evaluate a named variant (e.g. simple_calculator) in place of the defaults.")
+@click.option("--out", "out_dir", default="llm-sizer-output", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for sweep.csv, sweep.xlsx (table and charts) and sweep.md.")
+@click.option("--no-files", is_flag=True, help="Only print; write no files.")
+@_user_errors
+def sweep(varies, outputs, scenario_file, formula_dirs, catalog_dirs, as_json, variant, out_dir, no_files, **options):
+    """Vary one or two scenario keys and tabulate every point: fits or not, and the outputs.
+
+    Numeric keys are evaluated in one vectorized pass; a categorical key (gpu, model, quantization,
+    kv_cache_dtype, ...) is resolved once per value. A point vLLM would refuse (a TP that does not
+    divide the heads) or that does not fit is a row saying so. Exits 1 when no point fits.
+    """
+    from . import sweep as sw_
+    from .render import sweep_text
+
+    g, c = sizing.load(formula_dirs, catalog_dirs)
+    given = sw_.given_keys(scenario_file, options)
+    result = sw_.run(g, c, given, [sw_.parse_vary(v) for v in varies], outputs, variant)
+    if as_json:
+        click.echo(json.dumps(sw_.json_result(result), indent=2))
+    else:
+        written = [] if no_files else sw_.write_files(out_dir, result)
+        click.echo(sweep_text.terminal(result, written))
+    if not (result.status == "fits").any():
+        sys.exit(1)   # no point fits: a failed check, as for size
+
+
+@main.command("solve")
+@click.argument("condition")
+@click.option("--for", "input_name", required=True, metavar="INPUT",
+              help="The input to solve for: a numeric scenario key (max_model_len, tensor_parallel_size, batch_size, "
+                   "gpu_memory_utilization, ...) or an input of the formulas.")
+@click.option("--max", "direction", flag_value="max", default=None,
+              help="The largest value that meets the condition (default: read from the evaluation).")
+@click.option("--min", "direction", flag_value="min", help="The smallest value that meets the condition.")
+@_scenario_options
+@_data_options
+@click.option("--json", "as_json", is_flag=True, help="Print the answer, its method, solved form and forward check as JSON.")
+@click.option("--variant", default=None, help="Solve a named variant's formulas.")
+@_user_errors
+def solve_(condition, input_name, direction, scenario_file, formula_dirs, catalog_dirs, as_json, variant, **options):
+    """The largest or smallest value of one input that meets a condition on an output.
+
+    CONDITION is a yes/no formula (fits, minimum_memory_fits: met when 1) or 'NAME OP QUANTITY' with OP one of
+    <=, <, >=, > (e.g. "inter_token_latency <= 30 ms"). Exits 1 when no value in the input's range meets it.
+    """
+    from . import solve as solving
+
+    g, c = sizing.load(formula_dirs, catalog_dirs)
+    answer = solving.solve(g, c, scenario_file, options, condition, input_name, direction, variant)
+    click.echo(json.dumps(answer.to_json(), indent=2) if as_json else solving.text(answer))
 
 
 @main.command()
@@ -289,6 +381,58 @@ def _emit(text: str, out_file):
         click.echo(f"wrote {out_file}")
     else:
         click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--model", required=True, help="Catalog id, alias, or path of a Hugging Face config.json.")
+@click.option("--max-model-len", "max_model_len", multiple=True, metavar="N",
+              help="Context length to serve (repeatable: each is planned; default the model's maximum).")
+@click.option("--concurrency", default=None, metavar="N", help="Users in a closed loop (served load).")
+@click.option("--request-rate", "request_rate", default=None, metavar="X", help="Requests per second, Poisson.")
+@click.option("--input-tokens", "input_tokens", default=None, metavar="X", help="Prompt tokens per request.")
+@click.option("--output-tokens", "output_tokens", default=None, metavar="X", help="Generated tokens per request.")
+@click.option("--max-ttft", "max_ttft", default=None, metavar="QTY", help="Time to first token below this, e.g. '500 ms'.")
+@click.option("--max-itl", "max_itl", default=None, metavar="QTY", help="Inter-token latency below this, e.g. '30 ms'.")
+@click.option("--min-throughput", "min_throughput", default=None, metavar="QTY",
+              help="Output tokens per second at least this, e.g. '2000 tokens/s'.")
+@click.option("--gpus", default=None, metavar="IDS", help="Only these GPUs, comma-separated (default: every GPU).")
+@click.option("--max-gpus", "max_gpus", default=8, show_default=True, type=click.IntRange(1, 64),
+              help="At most this many GPUs (tensor x pipeline parallel).")
+@click.option("--quantization", default=None, metavar="IDS",
+              help="Weight formats, comma-separated (default: the checkpoint's own, and fp8 and awq-int4-g128 for "
+                   "an unquantized one).")
+@click.option("--kv-cache-dtype", "kv_cache_dtype", default=None, metavar="IDS",
+              help="KV-cache dtypes, comma-separated (default: auto,fp8).")
+@click.option("--price", multiple=True, metavar="GPU=USD", help="On-demand USD per GPU-hour for a GPU, in place of "
+              "catalogs/prices.yaml (repeatable).")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0), help="Candidates shown and written "
+              "(0: every feasible one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the requirements, candidates and infeasible families as JSON.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Also write plan.csv, plan.xlsx (with a cost-vs-ITL chart) and plan.md into this folder.")
+@_data_options
+@_user_errors
+def plan(model, formula_dirs, catalog_dirs, top, as_json, out_dir, **options):
+    """Which GPUs, how many, which weight and KV-cache formats, and what it costs.
+
+    Every candidate (GPU x TP/PP x weight format x KV-cache dtype x context length) is evaluated in one
+    vectorized pass; the feasible ones are ranked by cost per hour. Exits 1 when none is feasible.
+    """
+    from . import plan as pl
+    from .render import plan as render
+
+    g, c = sizing.load(formula_dirs, catalog_dirs)
+    p = pl.plan(g, c, pl.requirements(c, model, options), top or None)
+    if not p.candidates:
+        raise pl.no_feasible(p)
+    command = pl.command(c, p)
+    if as_json:
+        click.echo(json.dumps(pl.json_plan(p), indent=2))
+    else:
+        click.echo(render.terminal(p, command))
+    if out_dir:
+        written = render.write(p, out_dir, command)
+        click.echo(f"\nWrote {', '.join(written)}", err=as_json)
 
 
 @main.group()

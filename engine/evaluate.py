@@ -16,6 +16,7 @@ from .scenario_keys import KEYS
 from .graph import FormulaGraph
 
 MAX_SHOWN_VIOLATIONS = 3  # why: a sweep can violate a condition a million times; three examples suffice
+BISECTION_STEPS = 48      # why: halves the bracket to 2^-48 of the capacity step, far below any printed digit
 
 
 @dataclass
@@ -93,8 +94,10 @@ def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | N
     targets = list(graph.formulas) if targets is None else list(targets)
     pinned = {n for n in bindings if n in graph.formulas}
     values = {}
-    for name in graph.inputs_for(targets, variant, pinned):
-        if name not in bindings:
+    needed = graph.inputs_for(targets, variant, pinned)
+    solved = [n for n in needed if n not in bindings and graph.inputs[n].fixed_point]
+    for name in needed:
+        if name not in bindings and name not in solved:
             decl = graph.inputs[name]
             raise RequirementError(f"missing input '{name}': {decl.doc}", decl.location,
                                    hint=f"it is read from {decl.source_path}" if decl.source_path
@@ -105,6 +108,8 @@ def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | N
         elif name not in graph.formulas:
             raise RequirementError(f"unknown name '{name}' in bindings")
         values[name] = np.asarray(value, dtype=float) if isinstance(value, np.ndarray) else float(value)
+    for name in solved:
+        values[name] = _fixed_point(graph, name, bindings, variant, check_requires)
     order = graph.needed(targets, variant, pinned)
     for name in order:
         if check_requires:
@@ -114,11 +119,43 @@ def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | N
     return Result(graph, values, variant, order)
 
 
+def _fixed_point(graph: FormulaGraph, name: str, bindings: dict, variant, check_requires: bool = True):
+    """The input value x in [0, below] where formula `of`(x) = x, by vectorized bisection; 0 where `when` is
+    not positive. `of` grows more slowly than x there (below is the load's upper bound), so the root is kept
+    bracketed: of(x) > x below it, of(x) <= x above it. Without a root the solve ends at `below`."""
+    fp = graph.inputs[name].fixed_point
+    first = evaluate(graph, bindings, [fp["below"], fp["when"]], variant, check_requires)
+    active = np.asarray(first[fp["when"]]) > 0
+    if not np.any(active):
+        return np.zeros(np.shape(active)) if np.ndim(active) else 0.0
+    lo, hi = np.zeros(np.shape(first[fp["below"]])), np.asarray(first[fp["below"]], dtype=float)
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        above = np.asarray(evaluate(graph, {**bindings, name: mid}, [fp["of"]], variant, False)[fp["of"]]) > mid
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    x = np.where(active, hi, 0.0)
+    return x if x.ndim else float(x)
+
+
 def _check_requires(graph: FormulaGraph, name: str, values: dict):
     for req in graph.formulas[name].requires:
         args, ok = req.code.args, req.code(values)
         if not np.all(ok):
             raise _requirement_error(graph.formulas[name], req, args, values, ok)
+
+
+def requirements_met(result: Result) -> tuple[np.ndarray, list]:
+    """Where every `requires` of the evaluated formulas holds, element-wise, for a result evaluated with
+    check_requires=False (a search keeps the candidates that break a rule instead of stopping at them);
+    and (formula, requirement, mask) for each requirement broken somewhere."""
+    ok, broken = np.asarray(True), []
+    for name in result.evaluated:
+        for req in result.graph.formulas[name].requires:
+            holds = np.asarray(req.code(result.values), dtype=bool)
+            if not np.all(holds):
+                broken.append((name, req, holds))
+            ok = ok & holds
+    return ok, broken
 
 
 def _requirement_error(f, req, args, values, ok) -> RequirementError:

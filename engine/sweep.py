@@ -83,6 +83,9 @@ def parse_vary(text: str) -> Vary:
             raise ScenarioError(f"--vary {shorten(text)}: {key} is not numeric, so it takes a list, not a range",
                                 None, hint=f"list its values: --vary {key}=a,b,c")
         values, ratio = _range(text, match)
+    elif ":" in spec:
+        raise ScenarioError(f"--vary {shorten(text)}: '{shorten(spec)}' is not a range", None,
+                            expected="start:stop:xK (geometric) or start:stop:+K (arithmetic), e.g. 4096:131072:x2")
     else:
         values, ratio = _list(text, spec, numeric), None
     if numeric:

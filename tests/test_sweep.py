@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from engine import cli
 from engine import scenario as scn
 from engine import sweep
-from engine.errors import RequirementError, ScenarioError
+from engine.errors import EngineError, RequirementError, ScenarioError
 from engine.render import sweep_excel, sweep_text, terminal
 from engine.sizing import evaluate_scenario
 
@@ -119,31 +119,36 @@ def _cli(*args):
     return CliRunner().invoke(cli.main, ["sweep", "--no-files", *args])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--vary", "max_model_lenn=4096:8192:x2"], "did you mean 'max_model_len'?"),
-    (["--vary", "max_model_len=4k:128k:x2"], "start '4k' is not a number"),
-    (["--vary", "max_model_len=8192:4096:x2"], "the range is empty"),
-    (["--vary", "batch_size=1:64:x1"], "a geometric range needs start > 0 and a factor above 1"),
-    (["--vary", "batch_size=1:2000000:+1"], "more than the 1,000,000 points"),
-    (["--vary", "batch_size=1:1000:+1", "--vary", "max_model_len=1:2000:+1"], "2,000,000 points, more than 1,000,000"),
-    (["--vary", "tensor_parallel_size=0,1,2"], "--tensor-parallel-size must be at least 1"),
-    (["--vary", "gpu_memory_utilization=0.5,1.5"], "--gpu-memory-utilization must be at most 1"),
-    (["--vary", "batch_size=1:4:x1.5"], "--batch-size takes whole numbers"),
-    (["--vary", "gpu=1:4:x2"], "gpu is not numeric, so it takes a list"),
-    (["--vary", "gpu=h100-sxm,not-a-gpu"], "not-a-gpu"),
-    (["--vary", "tensor_parallel_size=1,2,1"], "1 is listed twice"),
-    (["--vary", "batch_size=1", "--vary", "block_size=16", "--vary", "max_num_seqs=8"], "--vary is given 3 times"),
-    (["--vary", "batch_size=1,2", "--vary", "batch-size=4,8"], "--vary batch_size is given twice"),
-    (["--vary", "batch_size=1,2", "--batch-size", "4"], "--batch-size is set and also varied"),
-    (["--vary", "batch_size=1,2", "--output", "tfft"], "did you mean 'ttft'?"),
-    (["--vary", "batch_size"], "expected KEY=start:stop:xK"),
-    ([], "nothing to sweep"),
+@pytest.mark.parametrize("varies, given, outputs, message", [
+    (["max_model_lenn=4096:8192:x2"], {}, (), "did you mean 'max_model_len'?"),
+    (["max_model_len=4k:128k:x2"], {}, (), "start '4k' is not a number"),
+    (["max_model_len=8192:4096:x2"], {}, (), "the range is empty"),
+    (["batch_size=1:64:x1"], {}, (), "a geometric range needs start > 0 and a factor above 1"),
+    (["batch_size=1:2000000:+1"], {}, (), "more than the 1,000,000 points"),
+    (["batch_size=1:1000:+1", "max_model_len=1:2000:+1"], {}, (), "2,000,000 points, more than 1,000,000"),
+    (["tensor_parallel_size=0,1,2"], {}, (), "--tensor-parallel-size must be at least 1"),
+    (["gpu_memory_utilization=0.5,1.5"], {}, (), "--gpu-memory-utilization must be at most 1"),
+    (["batch_size=1:4:x1.5"], {}, (), "--batch-size takes whole numbers"),
+    (["gpu=1:4:x2"], {}, (), "gpu is not numeric, so it takes a list"),
+    (["gpu=h100-sxm,not-a-gpu"], {}, (), "not-a-gpu"),
+    (["tensor_parallel_size=1,2,1"], {}, (), "1 is listed twice"),
+    (["batch_size=1", "block_size=16", "max_num_seqs=8"], {}, (), "--vary is given 3 times"),
+    (["batch_size=1,2", "batch-size=4,8"], {}, (), "--vary batch_size is given twice"),
+    (["batch_size=1,2"], {"batch_size": 4}, (), "--batch-size is set and also varied"),
+    (["batch_size=1,2"], {}, ("tfft",), "did you mean 'ttft'?"),
+    (["batch_size"], {}, (), "expected KEY=start:stop:xK"),
+    ([], {}, (), "nothing to sweep"),
 ])
-def test_bad_vary_is_one_clear_error(args, message):
-    out = _cli(*args)
-    assert out.exit_code == 2, out.output
-    assert message in out.output and "Traceback" not in out.output
-    assert len(out.output) < 2000
+def test_bad_vary_is_one_clear_error(graph, catalog, varies, given, outputs, message):
+    with pytest.raises(EngineError) as exc:
+        sweep.run(graph, catalog, given, [sweep.parse_vary(v) for v in varies], outputs)
+    assert message in str(exc.value) and len(str(exc.value)) < 2000 and exc.value.exit_code == 2
+
+
+def test_bad_vary_on_the_command_line():
+    out = _cli("--vary", "max_model_len=4096:131072:y2")
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    assert out.output.startswith("--vary max_model_len=4096:131072:y2: '4096:131072:y2' is not a range")
 
 
 def test_cli_json_and_exit_codes():

@@ -135,6 +135,7 @@ def _mean_errors(rows: list) -> dict:
 # -- latency: the roofline against measured offline batches and one-request-at-a-time runs ------------
 
 LATENCY = {"ttft": "ttft", "itl": "inter_token_latency", "e2e": "e2e_latency"}
+SERVED = ("serving_mode", "request_rate", "max_sustainable_request_rate")   # a served profile's load vs capacity
 # measured column of catalogs/latency/ -> the name the report uses
 LATENCY_COLUMNS = {"ttft_ms": "ttft", "decode_step_ms": "itl", "e2e_ms": "e2e"}
 
@@ -152,7 +153,7 @@ def latency_bindings(graph, catalog, case, overrides=None):
 def latency_accuracy(graph: FormulaGraph, catalog: Catalog) -> dict:
     """Per GPU, framework and dataset of catalogs/latency/: mean absolute % error of TTFT, decode step
     and E2E with the recorded fit (in-sample) and with each model left out of a refit (out-of-sample);
-    then the synchronous served profiles (catalogs/profiles/), which no fit saw."""
+    then the served profiles (catalogs/profiles/: one request at a time, or a constant rate), which no fit saw."""
     from . import latency as lat
 
     datasets = []
@@ -171,11 +172,14 @@ def latency_accuracy(graph: FormulaGraph, catalog: Catalog) -> dict:
                              "in_sample": name(in_sample), "left_out": name(left_out)})
     rows = []
     for case in latency_cases(catalog):
-        r = ev.evaluate(graph, latency_bindings(graph, catalog, case), list(LATENCY.values()))
+        r = ev.evaluate(graph, latency_bindings(graph, catalog, case), [*LATENCY.values(), *SERVED])
         values = {k: (float(r[f]), case.measured[k]) for k, f in LATENCY.items() if k in case.measured}
+        served = {k: float(r[k]) for k in SERVED} if float(r["serving_mode"]) else None
         rows.append({"id": case.id, "model": case.scenario.model.id, "gpu": case.scenario.gpu_id,
-                     "tp": case.scenario.values["tensor_parallel_size"], "values": values,
-                     "errors": {k: abs(p - m) / m * 100 for k, (p, m) in values.items()}})
+                     "tp": case.scenario.values["tensor_parallel_size"], "values": values, "served": served,
+                     # a rate beyond the modelled capacity has no steady state to score
+                     "errors": {k: abs(p - m) / m * 100 for k, (p, m) in values.items()
+                                if not served or served["request_rate"] < served["max_sustainable_request_rate"]}})
     mean = {k: float(np.mean([r["errors"][k] for r in rows if k in r["errors"]])) for k in LATENCY
             if any(k in r["errors"] for r in rows)}
     return {"datasets": datasets, "cases": rows, "mean_abs_error_pct": mean}

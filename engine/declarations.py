@@ -18,7 +18,8 @@ from .yamlsafe import YDict, YList
 
 SCHEMA_VERSION = 1
 FILE_KEYS = {"schema", "title", "doc", "sources", "inputs", "formulas", "checks"}
-INPUT_KEYS = {"unit", "doc", "from", "integer", "min", "max", "symbol", "default", "sources"}
+INPUT_KEYS = {"unit", "doc", "from", "integer", "min", "max", "symbol", "default", "sources", "fixed_point"}
+FIXED_POINT_KEYS = ("of", "below", "when")
 FORMULA_KEYS = {"doc", "expr", "unit", "sources", "requires", "variants", "symbol"}
 REQUIRES_KEYS = {"when", "message"}
 MESSAGE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")   # {name} in a requires message
@@ -43,6 +44,8 @@ def build(paths) -> FormulaGraph:
     graph = decls.build()
     if not errors.errors:
         check_cycles(graph, errors)
+    if not errors.errors:
+        check_fixed_points(graph, errors)
     errors.raise_if_any()
     return graph
 
@@ -158,7 +161,21 @@ class _Declarations:
         if unit is not None and doc is not None:
             self.inputs[name] = Input(name, str(unit_text), doc, block.where(name, of_key=True), src,
                                       integer, bounds["min"], bounds["max"], node.get("symbol"),
-                                      node.get("default"), list(node.get("sources") or []), unit=unit)
+                                      node.get("default"), list(node.get("sources") or []),
+                                      self.read_fixed_point(name, node), unit=unit)
+
+    def read_fixed_point(self, name, node) -> dict | None:
+        spec = node.get("fixed_point")
+        if spec is None:
+            return None
+        if not isinstance(spec, dict) or set(spec) != set(FIXED_POINT_KEYS) \
+                or not all(isinstance(spec[k], str) for k in FIXED_POINT_KEYS):
+            self.fail(SchemaError(f"inputs.{name}.fixed_point must name three formulas or inputs", node.where("fixed_point"),
+                                  found=repr(spec), expected="{of: FORMULA, below: FORMULA, when: NAME}",
+                                  hint="`of` is the formula that must equal the input, `below` an upper bound that "
+                                       "does not use it, `when` the name whose positive values ask for the solve"))
+            return None
+        return {k: spec[k] for k in FIXED_POINT_KEYS}
 
     def required_text(self, node: YDict, key: str, what: str):
         value = node.get(key)
@@ -327,6 +344,22 @@ class _Declarations:
                 out.append(Check(str(name), dict(node["given"]), dict(node["expect"]), variant, float(tol),
                                  node.where(), where))
         return out
+
+
+def check_fixed_points(graph: FormulaGraph, errors: ErrorList):
+    """A solved input names formulas that exist; `of` uses it, `below` and `when` must not (they bound the solve)."""
+    for i in graph.inputs.values():
+        if not i.fixed_point:
+            continue
+        fp, where = i.fixed_point, i.location
+        for key, name in fp.items():
+            if name not in graph.formulas and not (key == "when" and name in graph.inputs):
+                errors.add(_unknown(name, list(graph.formulas), where, f"inputs.{i.name}.fixed_point.{key}"))
+            elif (i.name in graph.inputs_for([name])) != (key == "of"):
+                uses = "does not use" if key == "of" else "uses"
+                errors.add(SchemaError(f"inputs.{i.name}.fixed_point.{key}: '{name}' {uses} {i.name}", where,
+                                       hint="`of` must be computed from the solved input; `below` and `when` "
+                                            "must not be, or the solve has no fixed bounds"))
 
 
 def _unknown(name, allowed, where, what) -> SchemaError:

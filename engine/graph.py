@@ -35,6 +35,7 @@ class Input:
     symbol: str | None = None
     default: object = None
     sources: list = field(default_factory=list)
+    fixed_point: dict | None = None     # {of, below, when}: solved so that formula `of` equals it
     unit: object = None                 # the pint unit, on cold builds only
 
 

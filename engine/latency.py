@@ -18,7 +18,7 @@ from .errors import ProfileError
 from .graph import FormulaGraph
 
 # measured column -> formula it checks (ms in the data, s in the formulas)
-MEASURED = {"e2e_ms": "e2e_latency", "ttft_ms": "ttft", "decode_step_ms": "inter_token_latency"}
+MEASURED = {"e2e_ms": "batch_e2e_latency", "ttft_ms": "batch_ttft", "decode_step_ms": "batch_inter_token_latency"}
 PER_ROW = ("batch_size", "input_tokens", "output_tokens")   # scenario keys a row sets
 MS = 1e-3
 # Calibration fields a fit determines; the others keep their starting values.
@@ -165,14 +165,27 @@ def mean_abs_pct(errors: dict, mask=None) -> dict:
 
 
 SWEEP_BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]   # why: powers of two span a chat server to a batch job
+SWEEP_LOAD_SHARES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]   # of the sustainable rate: the queue's knee
+TARGETS = ["ttft", "inter_token_latency", "e2e_latency", "output_throughput"]
+# serving_mode -> (scenario key varied, axis title, chart titles for TTFT, inter-token latency, E2E)
+AXES = {0: ("batch_size", "batch size", ("Time to first token of the batch", "Mean decode step (inter-token latency)",
+                                         "Wall time of the whole batch")),
+        1: ("request_rate", "request rate (requests/s)", ("Mean time to first token", "Mean inter-token latency",
+                                                          "Mean end-to-end latency")),
+        2: ("concurrency", "concurrent users", ("Mean time to first token", "Mean inter-token latency",
+                                                "Mean end-to-end latency"))}
 
 
 def sweep(result) -> dict:
-    """TTFT, mean decode step and E2E of one offline batch at each of SWEEP_BATCH_SIZES, the scenario
-    otherwise unchanged: one vectorized evaluation of the roofline (formulas/roofline.yaml)."""
+    """TTFT, inter-token latency, E2E and throughput vs the load, the scenario otherwise unchanged, in one
+    vectorized evaluation: an offline batch vs batch size, a served load vs request rate (up to 95 % of the
+    sustainable rate) or vs concurrent users."""
     g = result.graph
-    targets = ["ttft", "inter_token_latency", "e2e_latency", "output_throughput"]
-    b = {n: result.values[n] for n in g.inputs_for(targets, result.variant) if n in result.values}
-    r = ev.evaluate(g, {**b, "batch_size": np.array(SWEEP_BATCH_SIZES, dtype=float)}, targets, result.variant)
-    series = {n: np.broadcast_to(np.asarray(r[n], dtype=float), (len(SWEEP_BATCH_SIZES),)).tolist() for n in targets}
-    return {"batch_sizes": SWEEP_BATCH_SIZES, **series}
+    mode = int(np.asarray(result["serving_mode"]).reshape(-1)[0])
+    key, label, titles = AXES[mode]
+    x = (np.array(SWEEP_LOAD_SHARES) * float(result["max_sustainable_request_rate"]) if mode == 1
+         else np.array(SWEEP_BATCH_SIZES, dtype=float))
+    b = {n: result.values[n] for n in g.inputs_for(TARGETS, result.variant) if n in result.values}
+    r = ev.evaluate(g, {**b, key: x}, TARGETS, result.variant)
+    series = {n: np.broadcast_to(np.asarray(r[n], dtype=float), x.shape).tolist() for n in TARGETS}
+    return {"axis": label, "x": [round(float(v), 2) if mode == 1 else int(v) for v in x], "titles": titles, **series}

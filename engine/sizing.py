@@ -100,8 +100,9 @@ def json_result(result, sc) -> dict:
 
     from .render import terminal
 
-    def plain(v):
+    def plain(v):       # JSON has no infinity: an unbounded queue's TTFT is null (verdict.load_sustainable says why)
         a = np.asarray(v, dtype=float)
+        a = np.where(np.isfinite(a), a, None)
         return a.item() if a.ndim == 0 else a.tolist()
 
     return {"scenario": sc.public(), "notes": sc.notes, "variant": result.variant,

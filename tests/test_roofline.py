@@ -46,7 +46,7 @@ def test_recorded_in_sample_errors_hold(graph, catalog, gpu, framework):
 
 def _scenario(graph, catalog, **keys):
     sc = scn.resolve(catalog, {k: scn.coerce(k, v) for k, v in keys.items()})
-    names = graph.inputs_for(["e2e_latency", "output_throughput"])
+    names = graph.inputs_for(["batch_e2e_latency", "batch_output_throughput"])
     return scn.bindings(graph, catalog, sc, names)
 
 
@@ -55,21 +55,21 @@ def test_offline_batch_contract(graph, catalog):
     L_out - 1 mean decode steps, throughput is the batch over one step."""
     b = _scenario(graph, catalog, model="meta-llama/Llama-3.1-8B-Instruct", batch_size=16, input_tokens=1000,
                   output_tokens=300, max_num_batched_tokens=4096)
-    r = ev.evaluate(graph, b, ["e2e_latency", "output_throughput", "prefill_chunks", "prefill_step_tokens"])
+    r = ev.evaluate(graph, b, ["batch_e2e_latency", "batch_output_throughput", "prefill_chunks", "prefill_step_tokens"])
     assert float(r["prefill_chunks"]) == 4 and float(r["prefill_step_tokens"]) == 4000
-    assert float(r["e2e_latency"]) == pytest.approx(float(r["ttft"]) + 299 * float(r["inter_token_latency"]))
-    assert float(r["output_throughput"]) == pytest.approx(16 / float(r["inter_token_latency"]))
-    one = ev.evaluate(graph, {**b, "batch_size": 1}, ["ttft"])
-    assert float(r["ttft"]) > 10 * float(one["ttft"])       # 16 prompts cost more than one, in fewer steps
+    assert float(r["batch_e2e_latency"]) == pytest.approx(float(r["batch_ttft"]) + 299 * float(r["batch_inter_token_latency"]))
+    assert float(r["batch_output_throughput"]) == pytest.approx(16 / float(r["batch_inter_token_latency"]))
+    one = ev.evaluate(graph, {**b, "batch_size": 1}, ["batch_ttft"])
+    assert float(r["batch_ttft"]) > 10 * float(one["batch_ttft"])       # 16 prompts cost more than one, in fewer steps
 
 
 def test_mean_decode_step_is_the_step_at_the_mean_context(graph, catalog):
     """The closed form: the mean over the L_out - 1 steps, each at its own context, is the step at the mean."""
     b = _scenario(graph, catalog, model="meta-llama/Llama-2-7b-hf", batch_size=32, input_tokens=512, output_tokens=256)
-    mean = float(ev.evaluate(graph, b, ["inter_token_latency"])["inter_token_latency"])
+    mean = float(ev.evaluate(graph, b, ["batch_inter_token_latency"])["batch_inter_token_latency"])
     steps = 512 + np.arange(1, 256)                          # step j attends the prompt and j outputs
-    each = ev.evaluate(graph, {**b, "decode_context_tokens": steps.astype(float)}, ["inter_token_latency"])
-    assert mean == pytest.approx(float(np.mean(each["inter_token_latency"])), rel=1e-3)
+    each = ev.evaluate(graph, {**b, "decode_context_tokens": steps.astype(float)}, ["batch_inter_token_latency"])
+    assert mean == pytest.approx(float(np.mean(each["batch_inter_token_latency"])), rel=1e-3)
 
 
 def test_gemm_efficiency_rises_with_tokens(size):

@@ -181,23 +181,21 @@ def _latency_sheet(wb, bold, sweep: dict):
     for row in ws.iter_rows(min_row=2, min_col=2, max_col=2):
         row[0].number_format = "#,##0.00"
     ws.column_dimensions["A"].width = 32
-    # the sweep is computed by llm-sizer (one evaluation per batch size), not live: say so in the sheet
+    # the sweep is computed by llm-sizer (one vectorized evaluation), not live: say so in the sheet
     top = ws.max_row + 2
-    ws.cell(top, 1, "vs batch size (computed by llm-sizer for this scenario; not live)").font = bold
-    header = ["batch size", "TTFT (ms)", "decode step (ms)", "E2E (s)", "output tokens/s"]
+    ws.cell(top, 1, f"vs {sweep['axis']} (computed by llm-sizer for this scenario; not live)").font = bold
+    header = [sweep["axis"], "TTFT (ms)", "inter-token (ms)", "E2E (s)", "output tokens/s"]
     for col, label in enumerate(header, 1):
         ws.cell(top + 1, col, label).font = bold
-    for i, b in enumerate(sweep["batch_sizes"]):
-        values = [b, sweep["ttft"][i] * 1e3, sweep["inter_token_latency"][i] * 1e3, sweep["e2e_latency"][i],
+    for i, x in enumerate(sweep["x"]):
+        values = [x, sweep["ttft"][i] * 1e3, sweep["inter_token_latency"][i] * 1e3, sweep["e2e_latency"][i],
                   sweep["output_throughput"][i]]
         for col, v in enumerate(values, 1):
-            ws.cell(top + 2 + i, col, v).number_format = "#,##0.00" if col > 1 else "0"
-    last = top + 1 + len(sweep["batch_sizes"])
-    for n, (col, title, axis) in enumerate([(2, "Time to first token of the batch", "TTFT (ms)"),
-                                            (3, "Mean decode step", "decode step (ms)"),
-                                            (4, "Wall time of the whole batch", "E2E (s)")]):
+            ws.cell(top + 2 + i, col, v).number_format = "#,##0.00" if col > 1 or isinstance(x, float) else "0"
+    last = top + 1 + len(sweep["x"])
+    for n, (col, title, axis) in enumerate(zip((2, 3, 4), sweep["titles"], header[1:4])):
         chart = LineChart()      # one chart per quantity: each its own axis, TTFT no longer dwarfed by E2E
-        chart.title, chart.y_axis.title, chart.x_axis.title = title, axis, "batch size"
+        chart.title, chart.y_axis.title, chart.x_axis.title = title, axis, sweep["axis"]
         chart.add_data(Reference(ws, min_col=col, min_row=top + 1, max_row=last), titles_from_data=True)
         chart.set_categories(Reference(ws, min_col=1, min_row=top + 2, max_row=last))
         ws.add_chart(chart, f"H{2 + 16 * n}")

@@ -68,7 +68,9 @@ def verdict(result: Result, sc) -> dict:
     return {"fits": bool(scalar(result[names["fits"]])), "memory_shortfall": scalar(result[names["shortfall"]]),
             "failed_condition": names["conditions"][failed - 1] if failed else None,
             "conditions": {n: bool(scalar(result[n])) for n in names["conditions"]},
-            "formulas": {k: names[k] for k in ("fits", "shortfall", "failed")}}
+            "formulas": {k: names[k] for k in ("fits", "shortfall", "failed")},
+            **({"load_sustainable": bool(scalar(result["served_load_sustainable"]))}
+               if "serving_mode" in result and scalar(result["serving_mode"]) else {})}
 
 
 def verdict_line(result: Result, sc) -> str:
@@ -143,16 +145,43 @@ def capacity_lines(result: Result, sc) -> list:
                  f"{format_number(v('workload_kv_cache_tokens'))} tokens take {v('workload_kv_cache_memory') / GIB:.2f} GiB"]
     lines.append(verdict_line(result, sc))
     if "ttft" in result and verdict_["fits"]:
-        bound = lambda n: "compute-bound" if v(n) else "memory-bound"  # noqa: E731
-        lines.append(f"Latency at batch {s['batch_size']}, {s['input_tokens']:g} + {s['output_tokens']:g} tokens: "
-                     f"TTFT {v('ttft') * 1000:.1f} ms ({bound('prefill_compute_bound')}), inter-token "
-                     f"{v('inter_token_latency') * 1000:.2f} ms ({bound('decode_compute_bound')}), end-to-end "
-                     f"{v('e2e_latency'):.2f} s, {v('output_throughput'):,.0f} output tokens/s")
+        lines.append(latency_line(result, sc))
     if uses_vllm_budget(sc):
         lines.append(f"Workload {s['batch_size']} x ({s['input_tokens']:g} + {s['output_tokens']:g}) tokens needs at "
                      f"least {v('minimum_memory_per_gpu') / GIB:.2f} GiB per GPU (weights, its KV cache, activations and "
                      "framework overhead; vLLM reserves its budget whatever the workload).")
     return lines
+
+
+CAPACITY_LIMITS = {1: "the token budget, --max-num-batched-tokens, binds", 2: "--max-num-seqs binds",
+                   3: "the KV cache binds"}
+
+
+def latency_line(result: Result, sc) -> str:
+    """The offline batch's latency, or the served load's steady state (formulas/serving.yaml)."""
+    v = lambda n: scalar(result[n])  # noqa: E731
+    s = sc.values
+    tokens = f"{s['input_tokens']:g} + {s['output_tokens']:g} tokens"
+    figures = (f"TTFT {v('ttft') * 1000:.1f} ms, inter-token {v('inter_token_latency') * 1000:.2f} ms, "
+               f"end-to-end {v('e2e_latency'):.2f} s, {v('output_throughput'):,.0f} output tokens/s")
+    mode = int(v("serving_mode"))
+    if mode == 0:
+        bound = lambda n: "compute-bound" if v(n) else "memory-bound"  # noqa: E731
+        return (f"Latency at batch {s['batch_size']}, {tokens}: TTFT {v('ttft') * 1000:.1f} ms "
+                f"({bound('prefill_compute_bound')}), inter-token {v('inter_token_latency') * 1000:.2f} ms "
+                f"({bound('decode_compute_bound')}), end-to-end {v('e2e_latency'):.2f} s, "
+                f"{v('output_throughput'):,.0f} output tokens/s")
+    prefix = f" ({s['prefix_tokens']:g} shared prefix)" if s.get("prefix_tokens") else ""
+    capacity = (f"sustainable up to {v('max_sustainable_request_rate'):.2f} requests/s "
+                f"({CAPACITY_LIMITS[int(v('capacity_limit'))]})")
+    if mode == 2:
+        return (f"Served to {s['concurrency']} users in a closed loop, {tokens}{prefix}: {figures} "
+                f"({v('served_request_rate'):.2f} requests/s); {capacity}")
+    if not v("served_load_sustainable"):
+        return (f"Served at {s['request_rate']:g} requests/s: the queue grows without bound - {capacity}. Running "
+                f"requests would see {v('inter_token_latency') * 1000:.2f} ms between tokens; TTFT and end-to-end "
+                "grow with the queue.")
+    return f"Served at {s['request_rate']:g} requests/s (Poisson), {tokens}{prefix}: {figures}; {capacity}"
 
 
 def headline(sc, result: Result | None = None) -> str:
@@ -213,12 +242,21 @@ def _latency_accuracy(report: dict) -> str:
                         "left-out TTFT %", "left-out step %", "left-out E2E %"]),
            "Mean absolute % error (rows); left-out: each model scored by a fit made without its rows."]
     if report["cases"]:
-        rows = [[r["id"][:45], r["model"][:30], str(r["tp"])]
-                + [f"{r['values'][k][0] * 1000:.1f} / {r['values'][k][1] * 1000:.1f} ({r['errors'][k]:.2f} %)"
-                   for k in LATENCY] for r in report["cases"]]
-        rows.append(["mean absolute error", "", ""] + [f"{report['mean_abs_error_pct'][k]:.2f} %" for k in LATENCY])
-        out.append(table(rows, ["served profile (no fit saw it)", "model", "TP", "TTFT ms pred / meas",
-                                "ITL ms pred / meas", "E2E ms pred / meas"]))
+        def cell(r, k):
+            pred, meas = r["values"][k]
+            if k not in r["errors"]:
+                return f"queue grows / {meas * 1000:.1f}"
+            return f"{pred * 1000:.1f} / {meas * 1000:.1f} ({r['errors'][k]:.2f} %)"
+
+        def load(r):
+            s = r["served"]
+            return f"{s['request_rate']:.2f} / {s['max_sustainable_request_rate']:.2f}" if s else "one at a time"
+        rows = [[r["id"][:45], r["model"][:30], str(r["tp"]), load(r)] + [cell(r, k) for k in LATENCY]
+                for r in report["cases"]]
+        rows.append(["mean absolute error", "", "", ""] + [f"{report['mean_abs_error_pct'][k]:.2f} %"
+                                                            for k in LATENCY])
+        out.append(table(rows, ["served profile (no fit saw it)", "model", "TP", "rate / capacity req/s",
+                                "TTFT ms pred / meas", "ITL ms pred / meas", "E2E ms pred / meas"]))
     return "\n\n".join(out)
 
 

@@ -216,7 +216,7 @@ def families(graph, catalog, req: Requirements, names: list) -> list:
 # -- the plan ------------------------------------------------------------------------------------
 
 def plan(graph, catalog, req: Requirements, top: int | None = 20) -> Plan:
-    targets = RESULTS + [LIMITS[n][0] for n in req.limits]
+    targets = list(graph.formulas)     # all of them, as `size` does: every `requires` is checked, not only those of RESULTS
     names = graph.inputs_for(targets)
     fams = families(graph, catalog, req, names)
     _first_model_error(fams)
@@ -235,7 +235,22 @@ def command(catalog, p: Plan) -> str | None:
     """`vllm serve` for the best candidate, as `size` prints it for that scenario."""
     from .sizing import vllm_command
 
-    return vllm_command(scn.resolve(catalog, p.candidates[0]["scenario"])) if p.candidates else None
+    if not p.candidates:
+        return None
+    sc = scn.resolve(catalog, p.candidates[0]["scenario"])
+    if "quantization" in p.candidates[0]["scenario"]:     # vLLM's name for the format (awq, not awq-int4-g128)
+        sc.values["quantization"] = (catalog.formats[sc.quant_id].get("vllm") or [sc.quant_id])[0]
+    return vllm_command(sc)
+
+
+def notes(p: Plan) -> list[str]:
+    """What a reader of the candidates must know: formats the checkpoint is not in."""
+    own = {c["weights"] for c in p.candidates if "quantization" not in c["scenario"]}
+    other = sorted({c["scenario"]["quantization"] for c in p.candidates if "quantization" in c["scenario"]} - own)
+    if not other:
+        return []
+    return [f"{', '.join(other)} weights: a checkpoint of {p.model_id} in that format, or vLLM's on-load quantization "
+            "where it has one (fp8); the sizing counts that format's stored bits"]
 
 
 def _first_model_error(fams: list):
@@ -259,9 +274,9 @@ def _evaluate(graph, fams: list, req: Requirements, targets: list) -> dict:
     result = ev.evaluate(graph, bindings, targets, check_requires=False)
     shape = (len(fams), len(req.parallel), len(req.max_model_len))
     rules, broken = ev.requirements_met(result)
-    full = {n: np.broadcast_to(np.asarray(result[n], dtype=float), shape).reshape(-1) for n in targets}
+    full = {n: np.broadcast_to(np.asarray(result[n], dtype=float), shape).reshape(-1) for n in RESULTS}
     return {"values": full, "rules": np.broadcast_to(rules, shape).reshape(-1), "broken": broken, "shape": shape,
-            "size": int(np.prod(shape)), "units": {n: result.unit(n) for n in targets}, "result": result}
+            "size": int(np.prod(shape)), "units": {n: result.unit(n) for n in RESULTS}, "result": result}
 
 
 def _input_of(graph, key: str) -> str:
@@ -300,11 +315,14 @@ def _ranked(grid: dict, feasible: np.ndarray) -> np.ndarray:
 
 
 def _pareto(grid: dict, order: np.ndarray) -> np.ndarray:
-    """On the front of cost per hour vs inter-token latency: no cheaper-or-equal candidate is faster.
-    `order` is sorted by cost first, so a candidate is on it when it beats the fastest one before it."""
-    itl = grid["values"]["inter_token_latency"][order]
-    best_before = np.concatenate([[np.inf], np.minimum.accumulate(itl)[:-1]])
-    return itl < best_before
+    """On the front of cost per hour vs inter-token latency (for each candidate of `order`): no candidate as cheap
+    or cheaper is as fast or faster. Sorted by (cost, ITL), a candidate is on it when it beats the fastest before it."""
+    cost, itl = grid["values"]["cost_per_hour"][order], grid["values"]["inter_token_latency"][order]
+    by = np.lexsort((itl, cost))
+    best_before = np.concatenate([[np.inf], np.minimum.accumulate(itl[by])[:-1]])
+    front = np.empty(len(order), bool)
+    front[by] = itl[by] < best_before
+    return front
 
 
 def _candidate(grid: dict, fams: list, req: Requirements, i: int, pareto: bool) -> dict:
@@ -336,7 +354,7 @@ def _infeasible(fams: list, ok: list, grid, feasible, req: Requirements) -> list
             part = slice(k * width, (k + 1) * width)
             if not feasible[part].any():
                 per_family[id(fam)] = _reason(grid, fam, k, part, req)
-    out = []
+    out = _refused_layouts(grid, ok, req) if grid else []
     for gpu in dict.fromkeys(f.gpu for f in fams):
         mine = [f for f in fams if f.gpu == gpu]
         failing = [f for f in mine if id(f) in per_family]
@@ -345,6 +363,18 @@ def _infeasible(fams: list, ok: list, grid, feasible, req: Requirements) -> list
         else:
             out += [{"family": f"{gpu} {f.quantization} weights, {f.scenario.kv_dtype if f.scenario else f.kv_cache_dtype} KV cache",
                      "reason": per_family[id(f)]} for f in failing]
+    return out
+
+
+def _refused_layouts(grid: dict, fams: list, req: Requirements) -> list:
+    """A TP/PP layout every family refuses (a TP that does not divide the model's heads) is one entry."""
+    rules = grid["rules"].reshape(grid["shape"])
+    out = []
+    for t, (tp, pp) in enumerate(req.parallel):
+        if not rules[:, t, :].any():
+            i = int(np.ravel_multi_index((0, t, 0), grid["shape"]))
+            out.append({"family": f"TP={tp}, PP={pp} (every GPU)",
+                        "reason": f"refused: {_broken_rule(grid, slice(i, i + 1), fams[0])}"})
     return out
 
 
@@ -371,7 +401,8 @@ def _reason(grid: dict, fam: Family, k: int, part: slice, req: Requirements) -> 
 def _where(grid: dict, req: Requirements, i: int) -> str:
     _, t, l = np.unravel_index(i, grid["shape"])
     tp, pp = req.parallel[t]
-    return f"{grid['values']['num_gpus'][i]:.0f} GPUs (TP={tp}, PP={pp}) at max_model_len {req.max_model_len[l]:,}"
+    n = grid["values"]["num_gpus"][i]
+    return f"{n:.0f} GPU{'' if n == 1 else 's'} (TP={tp}, PP={pp}) at max_model_len {req.max_model_len[l]:,}"
 
 
 def _missed(grid: dict, req: Requirements, i: int) -> str:

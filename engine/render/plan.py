@@ -78,6 +78,9 @@ def terminal(p, command: str | None) -> str:
     if p.infeasible:
         out.append("Not feasible:")
         out += [f"  {x['family']}: {x['reason']}" for x in p.infeasible]
+    from ..plan import notes
+
+    out += ([""] if p.infeasible else []) + [f"Note: {n}" for n in notes(p)]
     if command:
         out += ["", "Command for #1:", "  " + command]
     return "\n".join(out)
@@ -179,8 +182,10 @@ def _infeasible_sheet(ws, p, Font):
 def markdown(p, command: str | None) -> str:
     from . import markdown as md
 
+    from ..plan import notes
+
     return md.render("plan.md.j2", headline=headline(p), summary=summary(p), header=header(), rows=rows(p),
-                     infeasible=p.infeasible, command=command)
+                     infeasible=p.infeasible, notes=notes(p), command=command)
 
 
 def write(p, out_dir, command: str | None) -> list[str]:

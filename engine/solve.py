@@ -26,7 +26,7 @@ from .errors import EngineError
 from .scenario_keys import KEYS
 
 OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater}
-_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:(<=|>=|<|>)\s*(\S.*?))?\s*$")
+_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:(<=|>=|<|>)\s*([^\s<>=].*?))?\s*$")
 # Why: past 16M tokens, requests or GPUs no deployment question is asked; the probe only has to see the
 # condition change (an input with a declared `max:` is probed up to it instead).
 PROBE_MAX = 2 ** 24
@@ -242,7 +242,7 @@ class _Points:
         xs, meets = self.x[usable], self.meets[usable]
         i = np.flatnonzero(meets)[-1 if direction == "max" else 0]
         j = i + (1 if direction == "max" else -1)
-        return xs[i], (xs[j] if 0 <= j < xs.size else None)
+        return float(xs[i]), (float(xs[j]) if 0 <= j < xs.size else None)
 
 
 def _coarse(target: Target, extra) -> np.ndarray:
@@ -278,7 +278,7 @@ def _direction(points: _Points, forced, cond: Condition, target: Target) -> tupl
     """'max' when the condition holds below a change and fails above it, 'min' for the reverse."""
     pattern = points.meets[points.valid]
     changes = int(np.count_nonzero(np.diff(pattern.astype(int))))
-    over = f"{_show_x(target, target.lo)} .. {_show_x(target, points.x[points.valid][-1])}"
+    over = f"{_show_x(target, target.lo)} to {_show_x(target, points.x[points.valid][-1])}"
     runs = _runs(points.x[points.valid], pattern)
     held = " and ".join(f"{_show_x(target, a)} .. {_show_x(target, b)}" for a, b in runs[:4])
     if forced:
@@ -287,8 +287,8 @@ def _direction(points: _Points, forced, cond: Condition, target: Target) -> tupl
         return "min", f"every valid {target.name} tried from {over} meets it: the smallest is given (--max for the largest)"
     if changes == 1:
         if pattern[0]:
-            return "max", f"{cond.text} gets harder as {target.name} grows (it holds below the answer, fails above, on {over})"
-        return "min", f"{cond.text} gets easier as {target.name} grows (it fails below the answer, holds above, on {over})"
+            return "max", f"{cond.text} gets harder as {target.name} grows: tried from {over}, it holds below a point and fails above"
+        return "min", f"{cond.text} gets easier as {target.name} grows: tried from {over}, it fails below a point and holds above"
     where = f"only on {held}" if len(runs) == 1 else f"on {len(runs)} separate ranges ({held})"
     raise EngineError(f"{cond.text} holds for {target.name} {where} of {over}: neither the largest nor the "
                       "smallest value is implied", None,
@@ -370,7 +370,9 @@ def _rounded(probe, target, direction, a, b):
     step = 1.0 if target.integer else 0.0
     if not target.integer and a != 0:
         step = 10.0 ** (math.floor(math.log10(abs(a))) - FLOAT_DIGITS + 1)
-        r = (math.floor(a / step) if direction == "max" else math.ceil(a / step)) * step
+        q = a / step
+        q = round(q) if abs(q - round(q)) < 1e-9 else q      # 768.0 / 0.1 is 7679.999...: still 768.0
+        r = (math.floor(q) if direction == "max" else math.ceil(q)) * step
         r = float(f"{r:.{FLOAT_DIGITS + 2}g}")
         _, meets, _ = probe(np.asarray([r]))
         if target.allowed(np.asarray([r]))[0] and meets[0]:
@@ -406,8 +408,8 @@ def _forward_check(probe, target, cond, value, neighbour, beyond) -> list:
             rows.append((x, math.nan, False, f"not allowed: {name} requires {req.text}"))
             continue
         met = bool(cond.meets(out[i]))
-        rows.append((x, out[i], met, "meets it" if met else "does not meet it"))
-    if len(rows) == 3 and rows[1][3] == "does not meet it":     # the next value was a candidate: what lies beyond it is not needed
+        rows.append((x, out[i], met, "meets it" if met else "does not meet it" + _verdict_words(probe, x)))
+    if len(rows) == 3 and rows[1][3].startswith("does not meet it"):     # the next value was a candidate: what lies beyond it is not needed
         rows.pop()
     if not rows[0][2]:
         raise RuntimeError(f"solve: the answer {value} does not meet {cond.text} when evaluated forward")
@@ -433,9 +435,15 @@ def _no_solution(probe, points, cond, target) -> NoSolutionError:
     gap, gap_unit = _distance(probe, cond, xs)
     if gap is None:
         return NoSolutionError(message, None, hint=f"`llm-sizer explain {cond.output}` shows what it is computed from")
-    i = int(np.nanargmin(gap))
+    i = _closest(gap)
     x = xs[i]
-    found = f"closest: {target.name} {_show_x(target, x)}, "
+    if np.nanmax(gap) - np.nanmin(gap) <= 1e-9 * max(abs(np.nanmax(gap)), 1e-300):
+        what = f"{cond.output} = {_show(points.out[usable][i], cond.unit)}" if cond.op is not None else \
+            f"short by {_show(gap[i], gap_unit)}" + _verdict_words(probe, x)
+        return NoSolutionError(message, None, found=f"at every {target.name} tried: {what}",
+                               hint=f"what fails does not change with {target.name}: change another setting "
+                                    f"(`llm-sizer explain {cond.output}` shows what it is computed from)")
+    found = f"closest tried: {target.name} {_show_x(target, x)}, "
     if cond.op is not None:
         side = "above" if cond.op in ("<=", "<") else "below"
         found += (f"where {cond.output} = {_show(points.out[usable][i], cond.unit)}, "
@@ -445,6 +453,14 @@ def _no_solution(probe, points, cond, target) -> NoSolutionError:
     return NoSolutionError(message, None, found=found,
                            hint=f"`llm-sizer size --{(target.key or target.name).replace('_', '-')} "
                                 f"{_typed(target, x)} ...` shows the closest deployment in full")
+
+
+def _closest(gap) -> int:
+    """The candidate nearest to meeting it; among equally near ones, the one furthest in the direction the
+    condition gets easier (the longest context that is only as short as the shortest one)."""
+    ties = np.flatnonzero(gap <= np.nanmin(gap) * (1 + 1e-12))
+    steps = np.diff(gap)
+    return int(ties[-1] if np.all(steps >= 0) else ties[0])
 
 
 def _distance(probe, cond, xs):
@@ -489,14 +505,11 @@ def _rule_hint(probe, xs) -> str:
 def _explain(answer: Answer, g, probe, neighbour, symbolic: bool):
     cond, target = answer.condition, answer.target
     chain = _chain(g, cond.output, target.inputs, probe.variant)
-    blocked = _blocking(g, chain, target.inputs, probe.variant)
     answer.expression = f"{cond.output} = {g.code(cond.output, probe.variant).text}"
     if cond.op is None:
+        blocked = _blocking(g, chain, target.inputs, probe.variant)
         answer.reason = (f"{cond.output} is a yes/no figure: it steps between 0 and 1, so there is nothing to invert"
                          + (f" ({', '.join(blocked)} on the way from {target.name})" if blocked else ""))
-        return
-    if blocked:
-        answer.reason = f"not invertible: {', '.join(blocked)} between {target.name} and {cond.output}"
         return
     if not symbolic:
         answer.reason = "bisection asked for"
@@ -552,14 +565,16 @@ def _invert(g, probe, cond, target, chain, value, neighbour):
 
     from . import compiled, printers
 
-    xs = np.asarray([value] + ([neighbour] if neighbour is not None else []), dtype=float)
+    xs = np.asarray([value] + ([neighbour] if neighbour is not None and target.lo <= neighbour <= target.hi
+                               else []), dtype=float)
     r = probe.result(xs)
     at = [{n: float(np.asarray(v).reshape(-1)[i if np.size(v) > 1 else 0]) for n, v in r.values.items()}
           for i in range(xs.size)]
     x = sympy.Symbol(target.inputs[0], positive=True)
-    touched, exprs, branches = set(target.inputs) | set(chain), {}, []
+    touched, exprs, branches, blocked = set(target.inputs) | set(chain), {}, [], []
 
     def to_sympy(tree, owner):
+        """The tree in x, chain formulas expanded where they are reached (only along the active branches)."""
         op = tree[0]
         if op == "n":
             return _number_sympy(sympy, tree[1])
@@ -567,11 +582,13 @@ def _invert(g, probe, cond, target, chain, value, neighbour):
             name = tree[1]
             if name in target.inputs:
                 return x
-            if name in exprs:
-                return exprs[name]
-            return sympy.Symbol(name, real=True)
+            if name in chain and name not in exprs:
+                exprs[name] = to_sympy(g.code(name, probe.variant).tree, name)
+            return exprs[name] if name in exprs else sympy.Symbol(name, real=True)
         if op in BRANCHING and _touches(tree, touched):
             return to_sympy(_active(tree, owner), owner)
+        if op in BLOCKING and _touches(tree, touched):
+            blocked.append(f"{BLOCKING[op]} in {owner}")
         args = [to_sympy(t, owner) for t in tree[1:]]
         return _SYMPY_OPS[op](sympy, *args)
 
@@ -591,11 +608,12 @@ def _invert(g, probe, cond, target, chain, value, neighbour):
         return chosen
 
     try:
-        for name in chain:
-            exprs[name] = to_sympy(g.code(name, probe.variant).tree, name)
+        expr = to_sympy(["s", cond.output], cond.output)
     except _Switch as exc:
         return str(exc)
-    expr = exprs[cond.output]
+    if blocked:
+        return (f"not invertible: {', '.join(dict.fromkeys(blocked))} between {target.name} and {cond.output}"
+                + (f" ({'; '.join(branches)} at the answer)" if branches else ""))
     if x not in expr.free_symbols:
         return f"{cond.output} does not vary with {target.name} near the answer"
     bound = sympy.Symbol(cond.output, real=True)
@@ -659,11 +677,12 @@ _SYMPY_OPS = {
 
 # -- printing ---------------------------------------------------------------------------------
 
-def _show(value, unit: str) -> str:
-    """A figure as the terminal shows it: bytes in GiB, seconds in ms, counts in full."""
+def _show(value, unit: str, exact: bool = False) -> str:
+    """A figure as the terminal shows it: bytes in GiB (to 0.01, or 6 digits where a check compares it
+    with a bound), seconds in ms, counts in full."""
     v = float(value)
     if unit == "byte":
-        return f"{v / units.GIB:,.2f} GiB"
+        return f"{ev.format_number(v / units.GIB)} GiB" if exact else f"{v / units.GIB:,.2f} GiB"
     if unit == "s":
         return f"{ev.format_number(v * 1e3)} ms"
     return ev.with_unit(v, unit)
@@ -703,6 +722,6 @@ def text(answer: Answer) -> str:
                   "and bisected on the compiled formulas"]
     lines += ["", "Check, evaluated forward:"]
     for x, y, met, note in answer.checks:
-        figure = "" if y != y else f"{cond.output} = {_show(y, cond.unit)}, "
+        figure = "" if y != y else f"{cond.output} = {_show(y, cond.unit, exact=True)}, "
         lines.append(f"  {target.name} = {_show_x(target, x)}: {figure}{note}")
     return "\n".join(lines)

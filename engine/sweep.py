@@ -27,7 +27,8 @@ from . import scenario as scn
 from .errors import EngineError, RequirementError, ScenarioError, fill, shorten
 from .scenario_keys import KEYS
 
-MAX_POINTS = 1_000_000   # why: a million points evaluate in about a second; more is a mistake, and its CSV huge
+MAX_POINTS = 1_000_000   # why: a million points evaluate in a few seconds; more is a mistake, and its CSV huge
+MAX_PROBED = 100         # why: values resolved one by one to name the one a refusal is about (failures only)
 MAX_VARIED = 2           # why: a table and a chart read two dimensions; more is what `plan` is for
 MARKDOWN_ROWS = 200       # why: a summary, not the data; sweep.csv holds every point
 DEFAULT_OUTPUTS = ["total_memory_per_gpu", "kv_cache_tokens", "max_concurrency", "ttft", "inter_token_latency",
@@ -260,16 +261,35 @@ def _key_units(g, varies) -> dict:
 def _evaluate_block(g, c, keys: dict, varies: list, outputs: list, variant):
     from .sizing import framework_formulas
 
-    sc = scn.resolve(c, keys)
+    try:
+        sc = scn.resolve(c, keys)
+    except ScenarioError as exc:
+        raise _refused_value(c, keys, varies, exc) from None
     used = framework_formulas(g, sc)
-    names = sc.framework["memory_model"]["verdict"]
-    targets = [o for o in outputs if o in used] + [names["fits"], names["failed"]]
+    # every formula the framework uses, as `size` evaluates them: each one's `requires` is a rule vLLM
+    # enforces, whether or not the chosen outputs depend on it
+    targets = used
     bindings = scn.bindings(g, c, sc, g.inputs_for(targets, variant))
     for v in varies:
         if v.numeric:
             _check_bounds(g, v, bindings)
     result = ev.evaluate(g, bindings, targets, variant, check_requires=False)
     return sc, result
+
+
+def _refused_value(c, keys: dict, varies: list, exc: ScenarioError) -> ScenarioError:
+    """A value the scenario's resolution refuses (a max_model_len beyond the model's, a block size vLLM
+    does not offer), found by resolving the extremes of each varied numeric key alone, then its values."""
+    for v in (v for v in varies if v.numeric):
+        candidates = [min(v.values), max(v.values), *v.values[:MAX_PROBED]]
+        for value in dict.fromkeys(candidates):
+            try:
+                scn.resolve(c, {**keys, **{w.key: scn.coerce(w.key, w.values[0]) for w in varies if w.numeric},
+                                v.key: scn.coerce(v.key, value)})
+            except ScenarioError as single:
+                return ScenarioError(f"--vary {shorten(v.spec)}: {single.message}", None, found=single.found,
+                                     expected=single.expected, hint=single.hint)
+    return exc
 
 
 def _check_bounds(g, vary: Vary, bindings: dict):

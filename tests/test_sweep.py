@@ -63,7 +63,14 @@ def test_vectorized_equals_each_point(graph, catalog, varies, given):
 def test_grid_reaches_every_status(graph, catalog):
     sw = _run(graph, catalog, ["gpu=h100-sxm,l4", "tensor_parallel_size=1,3"], {"max_model_len": 131072})
     assert set(sw.status) == {"fits", "does not fit", "refused"}
-    assert "neither divides nor is a multiple of the 8 KV heads of meta-llama/Llama-3.1-8B-Instruct" in sw.reason[1]
+    assert "does not divide the 32 attention heads of meta-llama/Llama-3.1-8B-Instruct" in sw.reason[1]
+
+
+def test_every_rule_applies_whatever_the_outputs(graph, catalog):
+    """TP 3 breaks the attention-heads rule, which no formula behind kv_cache_bytes_per_token checks:
+    the point is still refused, for the reason `size` gives."""
+    sw = _run(graph, catalog, ["tensor_parallel_size=1,3"], {}, ["kv_cache_bytes_per_token"])
+    assert list(sw.status) == ["fits", "refused"] and "32 attention heads" in sw.reason[1]
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +144,8 @@ def _cli(*args):
     (["batch_size=1,2"], {"batch_size": 4}, (), "--batch-size is set and also varied"),
     (["batch_size=1,2"], {}, ("tfft",), "did you mean 'ttft'?"),
     (["batch_size"], {}, (), "expected KEY=start:stop:xK"),
+    (["max_model_len=4096:262144:x2"], {}, (), "--vary max_model_len=4096:262144:x2: --max-model-len 262144 exceeds"),
+    (["block_size=8,24"], {}, (), "--vary block_size=8,24: --block-size 24 is refused by vLLM"),
     ([], {}, (), "nothing to sweep"),
 ])
 def test_bad_vary_is_one_clear_error(graph, catalog, varies, given, outputs, message):

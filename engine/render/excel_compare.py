@@ -131,7 +131,7 @@ def _compare_sheet(ws, results, scenarios, labels, rows, bold):
     ws.append(["model", *[sc.model.id for sc in scenarios]])
     ws.append(["GPU", *[sc.gpu.get("name", sc.gpu_id) for sc in scenarios]])
     verdicts = [sc.framework["memory_model"]["verdict"]["fits"] for sc in scenarios]
-    ws.append(["verdict", *[_live(j, rows, name, f'IF({{ref}}=1,"fits","does NOT fit")')
+    ws.append(["verdict", *[_live(j, rows, name, 'IF({ref}=1,"fits","does NOT fit")')
                             for j, name in enumerate(verdicts)]])
     first = ws.max_row + 1
     for label, name in BREAKDOWN:
@@ -178,9 +178,9 @@ def _scenarios_sheet(ws, scenarios, labels, bold):
         ws.append([key, *[_plain(p.get(key)) for p in publics]])
     ws.append([])
     ws.append(["notes", *["\n".join(sc.notes) for sc in scenarios]])
+    ws.column_dimensions["A"].width = 30
 
 
 def _plain(v):
     """A scenario value a cell can hold: numbers and text as they are, lists (never here) as text."""
     return v if v is None or isinstance(v, (int, float, str)) else str(v)
-    ws.column_dimensions["A"].width = 30

@@ -249,8 +249,8 @@ def notes(p: Plan) -> list[str]:
     other = sorted({c["scenario"]["quantization"] for c in p.candidates if "quantization" in c["scenario"]} - own)
     if not other:
         return []
-    return [f"{', '.join(other)} weights: a checkpoint of {p.model_id} in that format, or vLLM's on-load quantization "
-            "where it has one (fp8); the sizing counts that format's stored bits"]
+    return [f"{', '.join(other)} weights: served from a checkpoint of {p.model_id} in that format, or quantized by "
+            "vLLM on load where it can (--quantization fp8); sized at the format's stored bits"]
 
 
 def _first_model_error(fams: list):

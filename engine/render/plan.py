@@ -83,7 +83,7 @@ def terminal(p, command: str | None) -> str:
     out += ([""] if p.infeasible else []) + [f"Note: {n}" for n in notes(p)]
     if command:
         out += ["", "Command for #1:", "  " + command]
-    return "\n".join(out)
+    return "\n".join(line.rstrip() for line in "\n".join(out).splitlines())
 
 
 def headline(p) -> str:

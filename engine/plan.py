@@ -441,7 +441,7 @@ def show(value: float, unit: str) -> str:
 def conditions(req: Requirements) -> str:
     """The limits as the user typed them: 'ITL < 30 ms and TTFT < 2 s'."""
     return " and ".join(f"{LIMITS[n][2]} {LIMITS[n][3]} {typed}" for n, (_, typed) in req.limits.items()) \
-        or "the workload"
+        or "no latency or throughput limit"
 
 
 def no_feasible(p: Plan) -> NoFeasibleDeployment:

@@ -34,6 +34,7 @@ COARSE_POINTS = 512        # the first grid, log-spaced over wide ranges: one ev
 REFINE_POINTS = 1024       # candidates per refining pass; integer brackets narrower than twice this are tried whole
 MAX_PASSES = 40            # why: each pass narrows the bracket ~1000x; 40 is far beyond what floats need
 FLOAT_DIGITS = 4           # a fractional answer is given to 4 significant digits, rounded toward meeting it
+MAX_SOLVE_OPS = 60         # why: sympy.solve on a larger non-linear chain can run for minutes; bisection answers anyway
 BLOCKING = {"floor": "floor", "ceil": "ceiling", "mod": "modulo"}
 BRANCHING = {"max": "Max", "min": "Min", "pw": "where", "ite": "where"}
 
@@ -504,12 +505,19 @@ def _rule_hint(probe, xs) -> str:
 
 def _explain(answer: Answer, g, probe, neighbour, symbolic: bool):
     cond, target = answer.condition, answer.target
-    chain = _chain(g, cond.output, target.inputs, probe.variant)
+    chain, fixed = _chain(g, cond.output, target.inputs, probe.variant)
+    if fixed:    # only a fixed point that is solved at the answer (served load given) stands in the way
+        at = probe.result(np.asarray([answer.value]), probe.every)
+        fixed = [n for n in fixed if np.any(np.asarray(at[g.inputs[n].fixed_point["when"]]) > 0)]
     answer.expression = f"{cond.output} = {g.code(cond.output, probe.variant).text}"
+    solved_numerically = [f"the fixed point {n} (solved numerically)" for n in fixed]
     if cond.op is None:
-        blocked = _blocking(g, chain, target.inputs, probe.variant)
+        blocked = solved_numerically + _blocking(g, chain, target.inputs + fixed, probe.variant)
         answer.reason = (f"{cond.output} is a yes/no figure: it steps between 0 and 1, so there is nothing to invert"
                          + (f" ({', '.join(blocked)} on the way from {target.name})" if blocked else ""))
+        return
+    if solved_numerically:
+        answer.reason = f"not invertible: {', '.join(solved_numerically)} between {target.name} and {cond.output}"
         return
     if not symbolic:
         answer.reason = "bisection asked for"
@@ -524,14 +532,24 @@ def _explain(answer: Answer, g, probe, neighbour, symbolic: bool):
         f"; {'; '.join(branches)} on both sides of the answer" if branches else "")
 
 
-def _chain(g, output, inputs, variant) -> list:
-    """The formulas between the input and the output, in evaluation order."""
-    touched, chain = set(inputs), []
-    for name in g.needed([output], variant):
-        if touched & set(g.deps(name, variant)):
-            touched.add(name)
-            chain.append(name)
-    return chain
+def _chain(g, output, inputs, variant) -> tuple[list, list]:
+    """The formulas between the input and the output, in evaluation order; and the fixed-point inputs (the
+    served load) on the way, which are solved numerically from formulas that depend on the input."""
+    fixed_points = {n: g.inputs[n].fixed_point for n in g.inputs_for([output], variant) if g.inputs[n].fixed_point}
+    defining = [f for fp in fixed_points.values() for f in fp.values() if f in g.formulas]
+    touched, fixed = set(inputs), []
+    while True:
+        reached, chain = set(touched), []
+        for name in g.needed([output, *defining], variant):
+            if reached & set(g.deps(name, variant)):
+                reached.add(name)
+                chain.append(name)
+        new = [n for n, fp in fixed_points.items() if n not in touched and reached & set(fp.values())]
+        if not new:
+            used = set(g.needed([output], variant))
+            return [n for n in chain if n in used], fixed
+        touched.update(new)
+        fixed += new
 
 
 def _touches(tree, touched) -> bool:
@@ -620,6 +638,8 @@ def _invert(g, probe, cond, target, chain, value, neighbour):
     slope = sympy.diff(expr, x)
     if x not in slope.free_symbols:       # linear in x: x = (bound - the rest) / slope, as a reader would write it
         roots = [(bound - expr.subs(x, 0)) / sympy.factor_terms(slope)]
+    elif sympy.count_ops(expr) > MAX_SOLVE_OPS:
+        return f"{cond.output} is not linear in {target.name} and too large to invert symbolically"
     else:
         try:
             roots = sympy.solve(sympy.Eq(expr, bound), x)
@@ -701,9 +721,10 @@ def text(answer: Answer) -> str:
     cond, target, sc = answer.condition, answer.target, answer.scenario
     s = sc.values
     shown = [("tensor_parallel_size", "TP"), ("pipeline_parallel_size", "PP"), ("max_model_len", "max_model_len"),
-             ("gpu_memory_utilization", "gpu_memory_utilization"), ("batch_size", "batch_size")]
-    settings = ", ".join(f"{label}={_typed(target, s[k]) if k in s else '?'}" for k, label in shown
-                         if k != target.key and k in s)
+             ("gpu_memory_utilization", "gpu_memory_utilization")]
+    served = [k for k in ("request_rate", "concurrency") if s.get(k)]   # served load replaces the offline batch
+    shown += [(k, k) for k in served] or [("batch_size", "batch_size")]
+    settings = ", ".join(f"{label}={_typed(target, s[k])}" for k, label in shown if k != target.key and k in s)
     which = "largest" if answer.direction == "max" else "smallest"
     goal = f"{cond.output} = 1" if cond.op is None else cond.text
     lines = [f"Scenario: {sc.model.id} on {sc.gpu_id}, {settings}",

@@ -89,11 +89,16 @@ def test_the_solved_form_agrees_with_the_bisection(graph, catalog, condition, in
     assert symbolic.expression.startswith(symbolic.target.inputs[0] + " = ")
 
 
-def test_a_step_in_the_chain_is_bisected_and_says_why(graph, catalog):
-    answer = solving.solve(graph, catalog, None, {"model": "Qwen/Qwen3-8B", "gpu": "rtx-4090"}, "ttft <= 1 s",
-                           "input_tokens")
+@pytest.mark.parametrize("condition, input_name, keys, why", [
+    ("ttft <= 1 s", "input_tokens", {"gpu": "rtx-4090"}, "ceiling in prefill_chunks"),
+    # the served load's fixed point lies between the request rate and the latency: solved numerically, never inverted
+    ("inter_token_latency <= 20 ms", "request_rate", {"gpu": "h100-sxm"}, "the fixed point"),
+])
+def test_a_step_in_the_chain_is_bisected_and_says_why(graph, catalog, condition, input_name, keys, why):
+    answer = solving.solve(graph, catalog, None, {"model": "Qwen/Qwen3-8B", **keys}, condition, input_name)
     assert answer.method == "bisection"
-    assert "ceiling in prefill_chunks" in answer.reason
+    assert why in answer.reason
+    assert answer.checks[0][2] and not answer.checks[1][2]
 
 
 def test_tensor_parallel_skips_sizes_that_do_not_divide_the_heads(graph, catalog):

@@ -23,6 +23,7 @@ import numpy as np
 from . import evaluate as ev
 from . import sizing, units
 from .errors import EngineError
+from .scenario import MAX_MAGNITUDE
 from .scenario_keys import KEYS
 
 OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater}
@@ -259,9 +260,9 @@ def _coarse(target: Target, extra) -> np.ndarray:
 def _between(target: Target, a, b, tried) -> np.ndarray:
     """Untried candidates strictly between a and b (b may be an end of the range, then included)."""
     lo, hi = sorted((a, b))
-    if target.choices is not None:
-        pts = np.asarray([x for x in target.choices if lo < x <= hi or (x == lo and x != a)], dtype=float)
-    elif target.integer:
+    if target.choices is not None:      # every choice was on the first grid
+        return np.empty(0)
+    if target.integer:
         first, last = math.floor(lo) + 1, math.ceil(hi) - 1
         if b in (target.lo, target.top) and b not in tried:
             first, last = (first, math.ceil(hi)) if b > a else (math.floor(lo), last)
@@ -334,7 +335,9 @@ def solve(g, c, scenario_file, options: dict, condition: str, input_name: str, d
     target = _target(g, sc, label, key, inputs)
     probe = _Probe(g, c, sc, cond, target, variant)
     base = float(np.asarray(probe.base.get(inputs[0], target.lo)).reshape(-1)[0])
-    target.hi = max(target.hi, min(base * 16, 2.0 ** 53)) if target.hi == PROBE_MAX and base > 0 else target.hi
+    if target.hi == target.top == PROBE_MAX and base * 16 > PROBE_MAX:   # an input in bytes: probe past its value
+        target.hi = target.top = min(base * 16, float(MAX_MAGNITUDE))
+        target.top_reason = f"the end of the range searched ({_show_x(target, target.hi)})"
     direction, note, (a, b) = _search(probe, target, cond, direction, base)
     value, neighbour = _rounded(probe, target, direction, a, b)
     answer = Answer(cond, target, value, direction, "bisection", "", direction_note=note, scenario=sc,
@@ -380,8 +383,8 @@ def _rounded(probe, target, direction, a, b):
             a = r
         else:
             step = 0.0
-    if target.choices is not None or step == 0.0:
-        return a, b
+    if target.choices is not None or step == 0.0:     # the next choice, or past the end of the choices
+        return a, b if b is not None or target.choices is None else a + (1 if direction == "max" else -1)
     nxt = a + step if direction == "max" else a - step
     nxt = float(f"{nxt:.{FLOAT_DIGITS + 2}g}") if not target.integer else nxt
     return a, nxt
@@ -452,8 +455,8 @@ def _no_solution(probe, points, cond, target) -> NoSolutionError:
     else:
         found += f"short by {_show(gap[i], gap_unit)}" + _verdict_words(probe, x)
     return NoSolutionError(message, None, found=found,
-                           hint=f"`llm-sizer size --{(target.key or target.name).replace('_', '-')} "
-                                f"{_typed(target, x)} ...` shows the closest deployment in full")
+                           hint=f"`llm-sizer size --{target.key.replace('_', '-')} {_typed(target, x)} ...` shows the "
+                                "closest deployment in full" if target.key else None)
 
 
 def _closest(gap) -> int:
@@ -607,6 +610,8 @@ def _invert(g, probe, cond, target, chain, value, neighbour):
             return to_sympy(_active(tree, owner), owner)
         if op in BLOCKING and _touches(tree, touched):
             blocked.append(f"{BLOCKING[op]} in {owner}")
+        if op == "pw":
+            return sympy.Piecewise(*[(to_sympy(v, owner), to_sympy(c, owner)) for v, c in tree[1:]])
         args = [to_sympy(t, owner) for t in tree[1:]]
         return _SYMPY_OPS[op](sympy, *args)
 
@@ -709,7 +714,7 @@ def _show(value, unit: str, exact: bool = False) -> str:
 
 
 def _show_x(target: Target, x) -> str:
-    return _show(x, target.unit)
+    return _show(x, target.unit, exact=True)
 
 
 def _typed(target: Target, x) -> str:

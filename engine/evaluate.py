@@ -94,7 +94,8 @@ def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | N
     targets = list(graph.formulas) if targets is None else list(targets)
     pinned = {n for n in bindings if n in graph.formulas}
     values = {}
-    needed = graph.inputs_for(targets, variant, pinned)
+    given = {n for n in bindings if n in graph.inputs and graph.inputs[n].fixed_point}    # no solve, no bounds
+    needed = graph.inputs_for(targets, variant, pinned | given)
     solved = [n for n in needed if n not in bindings and graph.inputs[n].fixed_point]
     for name in needed:
         if name not in bindings and name not in solved:
@@ -108,10 +109,11 @@ def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | N
         elif name not in graph.formulas:
             raise RequirementError(f"unknown name '{name}' in bindings")
         values[name] = np.asarray(value, dtype=float) if isinstance(value, np.ndarray) else float(value)
-    for name in solved:
-        values[name] = _fixed_point(graph, name, bindings, variant, check_requires)
     order = graph.needed(targets, variant, pinned)
     for name in order:
+        for x in [x for x in solved if x not in values and x in graph.deps(name, variant)]:
+            # solved when first used, from what is known by then (so earlier rules are reported first)
+            values[x] = _fixed_point(graph, x, values, variant, check_requires)
         if check_requires:
             _check_requires(graph, name, values)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -125,10 +127,11 @@ def _fixed_point(graph: FormulaGraph, name: str, bindings: dict, variant, check_
     bracketed: of(x) > x below it, of(x) <= x above it. Without a root the solve ends at `below`."""
     fp = graph.inputs[name].fixed_point
     first = evaluate(graph, bindings, [fp["below"], fp["when"]], variant, check_requires)
-    active = np.asarray(first[fp["when"]]) > 0
+    below = np.asarray(first[fp["below"]], dtype=float)
+    active = (np.asarray(first[fp["when"]]) > 0) & np.isfinite(below)   # a candidate without a bound is not solved
     if not np.any(active):
         return np.zeros(np.shape(active)) if np.ndim(active) else 0.0
-    lo, hi = np.zeros(np.shape(first[fp["below"]])), np.asarray(first[fp["below"]], dtype=float)
+    lo, hi = np.zeros(below.shape), np.where(np.isfinite(below), below, 0.0)
     for _ in range(BISECTION_STEPS):
         mid = (lo + hi) / 2
         above = np.asarray(evaluate(graph, {**bindings, name: mid}, [fp["of"]], variant, False)[fp["of"]]) > mid
@@ -225,7 +228,10 @@ def derive(result: Result, name: str, _seen=None) -> Derivation:
                    code.text, code.latex, code.substituted(lambda n: _first_value(result.values[n])),
                    result.values.get(name), sources, variant)
     for dep in graph.deps(name, variant):
-        if dep in graph.formulas and dep not in seen and dep in result.values:
+        if dep in graph.formulas and dep in result.values and dep not in result.evaluated:
+            f_ = graph.formulas[dep]       # pinned (a measurement, a framework's stand-in): given, not derived
+            d.inputs.append((dep, result.values[dep], f_.unit_text, f_.doc, "given"))
+        elif dep in graph.formulas and dep not in seen and dep in result.values:
             seen[dep] = True
             sub = graph.needed([dep], result.variant)
             if dep in sub:
@@ -233,7 +239,7 @@ def derive(result: Result, name: str, _seen=None) -> Derivation:
         elif dep in graph.inputs:
             i = graph.inputs[dep]
             origin = f"from {i.source_path}" if i.source_path else "a constant" if i.default is not None \
-                else "given"
+                else f"solved so that {i.fixed_point['of']} equals it" if i.fixed_point else "given"
             d.inputs.append((dep, result.values.get(dep), i.unit_text, i.doc, origin))
     return d
 

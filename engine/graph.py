@@ -145,6 +145,9 @@ class FormulaGraph:
         for n in self.needed(targets, variant, pinned):
             names |= (set(self.deps(n, variant)) | self.requirement_names(n))
         names |= {t for t in targets if t in self.inputs}
+        for n in [n for n in names if n in self.inputs and n not in pinned and self.inputs[n].fixed_point]:
+            fp = self.inputs[n].fixed_point      # the solve evaluates its bound and its condition too
+            names |= set(self.inputs_for([fp["below"], fp["when"]], variant, {*pinned, n}))
         return sorted(n for n in names if n in self.inputs and n not in pinned)
 
     # -- the cached form ------------------------------------------------------------------

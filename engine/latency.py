@@ -185,7 +185,8 @@ def sweep(result) -> dict:
     key, label, titles = AXES[mode]
     x = (np.array(SWEEP_LOAD_SHARES) * float(result["max_sustainable_request_rate"]) if mode == 1
          else np.array(SWEEP_BATCH_SIZES, dtype=float))
-    b = {n: result.values[n] for n in g.inputs_for(TARGETS, result.variant) if n in result.values}
+    pinned = {n for n in result.values if n in g.formulas and n not in result.evaluated}   # stand-ins, as sized
+    b = {n: result.values[n] for n in [*g.inputs_for(TARGETS, result.variant, pinned), *pinned] if n in result.values}
     r = ev.evaluate(g, {**b, key: x}, TARGETS, result.variant)
     series = {n: np.broadcast_to(np.asarray(r[n], dtype=float), x.shape).tolist() for n in TARGETS}
     return {"axis": label, "x": [round(float(v), 2) if mode == 1 else int(v) for v in x], "titles": titles, **series}

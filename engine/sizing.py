@@ -53,15 +53,18 @@ def evaluate_scenario(g, c, sc, variant=None, targets=None):
     if variant and variant not in g.variant_names:
         raise EngineError(f"unknown variant '{variant}'", None, expected=", ".join(g.variant_names))
     used = framework_formulas(g, sc)
+    stand_ins = (sc.framework.get("memory_model") or {}).get("stand_ins") or {}
     for name in targets or ():
         if name not in used:
             raise EngineError(f"'{name}' is not a figure of {sc.framework.get('name', sc.framework_id)}: it is sized "
                               f"without formulas/{Path(g.formulas[name].path).stem}.yaml", None,
                               hint="size it with --framework vllm")
     targets = list(targets or used)
-    names = g.inputs_for(targets, variant)
     try:
-        return ev.evaluate(g, scn.bindings(g, c, sc, names), targets, variant)
+        bindings = scn.bindings(g, c, sc, g.inputs_for([*targets, *stand_ins.values()], variant, set(stand_ins)))
+        for name, source in stand_ins.items():    # e.g. kv_cache_tokens of a framework without vLLM's pool
+            bindings[name] = ev.evaluate(g, bindings, [source], variant)[source]
+        return ev.evaluate(g, bindings, targets, variant)
     except RequirementError as exc:
         raise exc.in_scenario(model=sc.model.id) from None   # "... the 32 attention heads of <model>"
 
@@ -70,11 +73,12 @@ def framework_formulas(g, sc) -> list[str]:
     """The formulas the scenario's framework is sized with: all but the files its memory model leaves
     out (catalogs/frameworks.yaml) and whatever depends on them, so their inputs are not required of it."""
     skipped = set((sc.framework.get("memory_model") or {}).get("formulas_not_used") or ())
+    stand_ins = set((sc.framework.get("memory_model") or {}).get("stand_ins") or ())
     unpriced = set() if sc.price else {n for n, i in g.inputs.items() if (i.source_path or "").startswith("price.")}
     left_out = {n for n, f in g.formulas.items() if Path(f.path).stem in skipped or unpriced.intersection(f.deps)}
     if not left_out:
         return list(g.formulas)
-    return [n for n in g.formulas if n not in left_out and not left_out.intersection(g.needed([n]))]
+    return [n for n in g.formulas if n not in left_out and not left_out.intersection(g.needed([n], pinned=stand_ins))]
 
 
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from engine.cli import main
 
 FRAMEWORKS = ["vllm", "tgi", "llama.cpp", "tensorrt-llm"]
-VLLM_ONLY = ["gpu_memory_budget", "kv_cache_tokens", "cuda_graph_memory", "fits", "memory_shortfall"]
+VLLM_ONLY = ["gpu_memory_budget", "cuda_graph_memory", "fits", "memory_shortfall"]
 
 
 def run(*args):
@@ -133,3 +133,12 @@ def test_max_model_len_defaults_to_the_model_and_says_so():
     assert "Note: max_model_len 4,096: meta-llama/Llama-2-7b-hf's max_position_embeddings" in output
     explicit = run("size", "--no-files", "--model", "meta-llama/Llama-2-7b-hf", "--max-model-len", "8192")
     assert explicit.exit_code == 2 and "exceeds meta-llama/Llama-2-7b-hf's max_position_embeddings" in explicit.output
+
+
+@pytest.mark.parametrize("framework", ["tgi", "tensorrt-llm"])
+def test_served_load_without_vllms_pool_uses_the_free_memory(framework):
+    """kv_cache_tokens is vLLM's paged pool; elsewhere the catalog's stand-in, the tokens free memory holds."""
+    out = CliRunner().invoke(main, ["size", "--json", "--framework", framework, "--request-rate", "4"])
+    r = json.loads(out.output)["results"]
+    assert r["kv_cache_tokens"]["value"] == r["kv_cache_tokens_in_free_memory"]["value"] > 0
+    assert r["max_sustainable_request_rate"]["value"] > 4 and r["ttft"]["value"] > 0

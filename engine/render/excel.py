@@ -112,6 +112,10 @@ def _calculation_sheet(wb, graph, result, bold):
     for row, name in enumerate([n for n in graph.order(result.variant) if n in result.values], start=2):
         f = graph.formulas[name]
         code = graph.code(name, result.variant)
+        if name not in result.evaluated:     # pinned (a framework's stand-in): its value, as sized
+            ws.append([name, _scalar(result[name]), f.unit_text, _scalar(result[name]), f.doc, "given", "", ""])
+            _define(wb, name, ws.title, f"B{row}")
+            continue
         if code.excel is None:
             raise ExcelPrintError(f"formula '{name}' has no Excel form (its expression or a name in it)")
         d = derive(result, name, {n: True for n in graph.formulas})

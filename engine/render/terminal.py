@@ -146,7 +146,7 @@ def capacity_lines(result: Result, sc) -> list:
     lines.append(verdict_line(result, sc))
     if "ttft" in result and verdict_["fits"]:
         lines.append(latency_line(result, sc))
-    if uses_vllm_budget(sc):
+    if uses_vllm_budget(sc) and not scalar(result["serving_mode"]):    # a served load has no fixed batch
         lines.append(f"Workload {s['batch_size']} x ({s['input_tokens']:g} + {s['output_tokens']:g}) tokens needs at "
                      f"least {v('minimum_memory_per_gpu') / GIB:.2f} GiB per GPU (weights, its KV cache, activations and "
                      "framework overhead; vLLM reserves its budget whatever the workload).")

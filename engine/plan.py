@@ -61,6 +61,11 @@ class Requirements:
     kv_cache_dtypes: list = field(default_factory=list)
     prices: dict = field(default_factory=dict)        # gpu id -> USD per GPU-hour given with --price
 
+    def conditions(self) -> str:
+        """The limits as the user typed them: 'ITL < 30 ms and TTFT < 2 s'."""
+        return " and ".join(f"{LIMITS[n][2]} {LIMITS[n][3]} {typed}" for n, (_, typed) in self.limits.items()) \
+            or "no latency or throughput limit"
+
     def public(self) -> dict:
         out = {"model": self.model, "max_model_len": self.max_model_len[0] if len(self.max_model_len) == 1
                else self.max_model_len, **self.workload}
@@ -96,6 +101,15 @@ class Plan:
     feasible: int
     closest: dict | None = None
     model_id: str = ""
+
+    def notes(self) -> list[str]:
+        """What a reader of the candidates must know: formats the checkpoint is not in."""
+        own = {c["weights"] for c in self.candidates if "quantization" not in c["scenario"]}
+        other = sorted({c["scenario"]["quantization"] for c in self.candidates if "quantization" in c["scenario"]} - own)
+        if not other:
+            return []
+        return [f"{', '.join(other)} weights: served from a checkpoint of {self.model_id} in that format, or quantized by "
+                "vLLM on load where it can (--quantization fp8); sized at the format's stored bits"]
 
 
 # -- requirements from the command line ---------------------------------------------------------
@@ -241,16 +255,6 @@ def command(catalog, p: Plan) -> str | None:
     if "quantization" in p.candidates[0]["scenario"]:     # vLLM's name for the format (awq, not awq-int4-g128)
         sc.values["quantization"] = (catalog.formats[sc.quant_id].get("vllm") or [sc.quant_id])[0]
     return vllm_command(sc)
-
-
-def notes(p: Plan) -> list[str]:
-    """What a reader of the candidates must know: formats the checkpoint is not in."""
-    own = {c["weights"] for c in p.candidates if "quantization" not in c["scenario"]}
-    other = sorted({c["scenario"]["quantization"] for c in p.candidates if "quantization" in c["scenario"]} - own)
-    if not other:
-        return []
-    return [f"{', '.join(other)} weights: served from a checkpoint of {p.model_id} in that format, or quantized by "
-            "vLLM on load where it can (--quantization fp8); sized at the format's stored bits"]
 
 
 def _first_model_error(fams: list):
@@ -438,12 +442,6 @@ def show(value: float, unit: str) -> str:
     return f"{value:,.0f} tokens/s" if unit == "token / s" else f"{value:,.4g} {unit}"
 
 
-def conditions(req: Requirements) -> str:
-    """The limits as the user typed them: 'ITL < 30 ms and TTFT < 2 s'."""
-    return " and ".join(f"{LIMITS[n][2]} {LIMITS[n][3]} {typed}" for n, (_, typed) in req.limits.items()) \
-        or "no latency or throughput limit"
-
-
 def no_feasible(p: Plan) -> NoFeasibleDeployment:
     c = p.closest
     found = None
@@ -455,7 +453,7 @@ def no_feasible(p: Plan) -> NoFeasibleDeployment:
                  + (f"TTFT {show(r['ttft']['value'], 's')}, ITL {show(r['inter_token_latency']['value'], 's')}, "
                     f"{show(r['output_throughput']['value'], 'token / s')}" if r["fits"]["value"] >= 1 else
                     f"does not fit, short by {r['memory_shortfall']['value'] / units.GIB:.2f} GiB per GPU"))
-    return NoFeasibleDeployment(f"no deployment in the catalog meets {conditions(p.requirements)}", None, found=found,
+    return NoFeasibleDeployment(f"no deployment in the catalog meets {p.requirements.conditions()}", None, found=found,
                                 hint="relax the limit, or widen --gpus, --max-gpus, --quantization, --kv-cache-dtype")
 
 

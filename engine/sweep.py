@@ -54,7 +54,7 @@ class Sweep:
     units: dict                   # output -> declared unit
     inputs: dict                  # varied key -> array over points (floats or strings)
     values: dict                  # output -> float array over points (NaN: not evaluated, or refused)
-    status: np.ndarray            # "fits" | "does not fit" | "refused"
+    status: np.ndarray            # "fits" | "does not fit" | "load beyond capacity" | "refused"
     reason: np.ndarray            # the failed condition, or the refused rule in vLLM's words; "" when it fits
     scenario: dict = field(default_factory=dict)   # the scenario's keys that were not varied
     notes: list = field(default_factory=list)
@@ -323,11 +323,17 @@ def _record(result, sc, points, values, status, reason, conditions):
     for cond in names["conditions"]:
         conditions[cond] = result.graph.formulas[cond].doc
     cond_names = np.asarray(["", *names["conditions"]], dtype=object)
-    status[points] = np.where(~ok, "refused", np.where(fits, "fits", "does not fit"))
-    reason[points] = np.where(~ok, refused, np.where(fits, "", "fails " + cond_names[np.clip(failed, 0, None)]))
+    # a served load beyond capacity: memory fits, but the queue grows without bound (formulas/serving.yaml)
+    load = per_point(result["served_load_sustainable"]).astype(bool) if "served_load_sustainable" in result \
+        else np.ones(m, dtype=bool)
+    status[points] = np.where(~ok, "refused", np.where(~fits, "does not fit",
+                                                       np.where(load, "fits", "load beyond capacity")))
+    reason[points] = np.where(~ok, refused, np.where(~fits, "fails " + cond_names[np.clip(failed, 0, None)],
+                                                     np.where(load, "", "request_rate >= max_sustainable_request_rate")))
     for o in values:
-        if o in result:
-            values[o][points] = np.where(ok, per_point(result[o]), np.nan)
+        if o in result:     # a served figure past capacity is no steady state: left blank, as a refused point's
+            valid = ok & load if "serving_mode" in result.graph.needed([o]) else ok
+            values[o][points] = np.where(valid, per_point(result[o]), np.nan)
 
 
 def _refusal_texts(result, req, where, m: int, model_id) -> np.ndarray:

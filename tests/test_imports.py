@@ -8,11 +8,17 @@ ENGINE = Path(__file__).resolve().parent.parent / "engine"
 LAYER = {"errors": 0, "paths": 0, "scenario_keys": 0, "output": 0, "yamlsafe": 1, "expressions": 2, "units": 2, "unitcheck": 2,
          "cache": 1, "printers": 3, "printers_excel": 3, "compiled": 3, "declarations": 4,
          "catalog": 4, "graph": 4, "scenario": 5, "evaluate": 5, "latency": 6, "accuracy": 6, "fitting": 7,
-         "validation": 6, "writeup": 7, "profiles": 3, "render": 6, "sizing": 7, "cli": 8}
+         "validation": 6, "writeup": 7, "profiles": 3, "render": 6, "sizing": 7, "solve": 8, "sweep": 8, "plan": 8,
+         "compare": 8, "cli": 9}
 
 
 def _layer(module: str) -> int:
     return LAYER[module.split(".")[0]]
+
+
+def test_every_module_has_a_layer():
+    modules = {p.relative_to(ENGINE).parts[0].removesuffix(".py") for p in ENGINE.glob("*.py")} - {"__init__"}
+    assert modules <= set(LAYER), f"add a layer for {sorted(modules - set(LAYER))}"
 
 
 def test_no_module_imports_upward():

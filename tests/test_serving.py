@@ -118,3 +118,12 @@ def test_cli_overload_is_a_verdict_not_a_number():
 def test_bad_load_gets_one_message(args, message):
     out = CliRunner().invoke(main, ["size", "--no-files", *args])
     assert out.exit_code == 2 and message in out.output and "Traceback" not in out.output
+
+
+def test_sweep_marks_a_load_beyond_capacity():
+    out = CliRunner().invoke(main, ["sweep", "--no-files", "--vary", "request_rate=10,30", "--input-tokens", "600",
+                                    "--output-tokens", "250"])
+    assert out.exit_code == 0, out.output       # one point fits
+    lines = out.output.splitlines()
+    assert "load beyond capacity" in next(l for l in lines if l.startswith("30 "))
+    assert "1 fit, 0 do not fit, 1 beyond the sustainable load, 0 refused" in out.output

@@ -57,7 +57,6 @@ def header() -> list[str]:
 def terminal(p, command: str | None) -> str:
     from .terminal import table
 
-    req = p.requirements
     out = [headline(p), summary(p), ""]
     shown = ["GPU", "GPUs", "TP", "PP", "weights", "KV cache", "context", "USD/hour", "USD/M output tokens", "TTFT",
              "ITL", "throughput"]
@@ -78,24 +77,20 @@ def terminal(p, command: str | None) -> str:
     if p.infeasible:
         out.append("Not feasible:")
         out += [f"  {x['family']}: {x['reason']}" for x in p.infeasible]
-    from ..plan import notes
-
-    out += ([""] if p.infeasible else []) + [f"Note: {n}" for n in notes(p)]
+    out += ([""] if p.infeasible else []) + [f"Note: {n}" for n in p.notes()]
     if command:
         out += ["", "Command for #1:", "  " + command]
     return "\n".join(line.rstrip() for line in "\n".join(out).splitlines())
 
 
 def headline(p) -> str:
-    from ..plan import conditions
-
     req, w = p.requirements, p.requirements.workload
     load = (f"{w['concurrency']:,} concurrent users" if "concurrency" in w else
             f"{w['request_rate']:g} requests/s" if "request_rate" in w else "one offline batch")
     lens = " or ".join(f"{n:,}" for n in req.max_model_len)
     tokens = (f", {w['input_tokens']:,g} + {w['output_tokens']:,g} tokens per request"
               if "input_tokens" in w and "output_tokens" in w else "")
-    return f"Plan for {p.model_id}: max_model_len {lens}, {load}{tokens}; {conditions(req)}"
+    return f"Plan for {p.model_id}: max_model_len {lens}, {load}{tokens}; {req.conditions()}"
 
 
 def summary(p) -> str:
@@ -182,10 +177,8 @@ def _infeasible_sheet(ws, p, Font):
 def markdown(p, command: str | None) -> str:
     from . import markdown as md
 
-    from ..plan import notes
-
     return md.render("plan.md.j2", headline=headline(p), summary=summary(p), header=header(), rows=rows(p),
-                     infeasible=p.infeasible, notes=notes(p), command=command)
+                     infeasible=p.infeasible, notes=p.notes(), command=command)
 
 
 def write(p, out_dir, command: str | None) -> list[str]:

@@ -76,12 +76,16 @@ def csv_text(sw) -> str:
     return buf.getvalue()
 
 
+OVERLOAD = "load beyond capacity"
+STATUSES = ("fits", "does not fit", OVERLOAD, "refused")   # the first is the only one that fits
+
+
 def summary(sw, limit: int) -> dict:
     """What the Markdown summary shows, formatted: counts per status and reason, each output's range
     over the points that fit (and where it is reached), and the table."""
-    counts = {s: int(np.sum(sw.status == s)) for s in ("fits", "does not fit", "refused")}
+    counts = {s: int(np.sum(sw.status == s)) for s in STATUSES}
     reasons = {}
-    for s in ("does not fit", "refused"):
+    for s in STATUSES[1:]:
         picked = sw.reason[sw.status == s]
         texts, n = np.unique(picked.astype(str), return_counts=True) if picked.size else ([], [])
         reasons[s] = [(t, int(k)) for t, k in sorted(zip(texts, n), key=lambda x: -x[1])]
@@ -122,9 +126,10 @@ def terminal(sw, written: list) -> str:
         r[-1] = f"[{reasons.index(r[-1]) + 1}]" if r[-1] else ""
     if left_out:
         table_rows.insert(TERMINAL_ROWS // 2, ["..."] + [""] * (len(header) - 1))
-    counts = {s: int(np.sum(sw.status == s)) for s in ("fits", "does not fit", "refused")}
+    counts = {s: int(np.sum(sw.status == s)) for s in STATUSES}
+    beyond = f", {counts[OVERLOAD]:,} beyond the sustainable load" if counts[OVERLOAD] else ""
     out = [text_table(table_rows, header)] + [f"[{i}] {text}" for i, text in enumerate(reasons, 1)] + ["",
-           f"{len(sw):,} points: {counts['fits']:,} fit, {counts['does not fit']:,} do not fit, "
+           f"{len(sw):,} points: {counts['fits']:,} fit, {counts['does not fit']:,} do not fit{beyond}, "
            f"{counts['refused']:,} refused" + (f" ({left_out:,} not shown)" if left_out else "")]
     out += [f"Note: {note}" for note in sw.notes]
     if written:

@@ -115,7 +115,7 @@ class Answer:
 
 def _number(v):
     v = float(v)
-    return int(v) if v.is_integer() else v
+    return None if v != v else int(v) if v.is_integer() else v     # NaN (not evaluated) is JSON null
 
 
 # -- the request -----------------------------------------------------------------------------
@@ -433,7 +433,7 @@ def _no_solution(probe, points, cond, target) -> NoSolutionError:
     over = f"{_show_x(target, target.lo)} to {_show_x(target, target.top)}"
     message = f"no {target.name} from {over} meets {cond.text}"
     if not np.any(usable):
-        return NoSolutionError(message + f": every value breaks a rule of the formulas", None,
+        return NoSolutionError(message + ": every value breaks a rule of the formulas", None,
                                hint=_rule_hint(probe, points.x[:1]))
     xs = points.x[usable]
     gap, gap_unit = _distance(probe, cond, xs)

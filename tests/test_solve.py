@@ -140,6 +140,15 @@ def test_json_contract():
     assert [c["meets"] for c in out["check"]] == [True, False]
 
 
+def test_json_is_strict_where_a_candidate_breaks_a_rule():
+    import json
+
+    result = CliRunner().invoke(main, ["solve", "fits", "--for", "tp", "--model", "meta-llama/Llama-3.1-70B-Instruct",
+                                       "--gpu", "l40s", "--json"])
+    checks = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))["check"]
+    assert [c["value"] for c in checks] == [8, 7, 4] and checks[1]["fits"] is None
+
+
 @pytest.mark.parametrize("condition, input_name, keys, code, words", [
     ("fitz", "max_model_len", {}, 2, "did you mean 'fits'"),
     ("fits", "max_model_lenn", {}, 2, "did you mean 'max_model_len'"),

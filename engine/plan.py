@@ -26,7 +26,7 @@ from .errors import EngineError, ScenarioError, fill, shorten
 
 RESULTS = ["num_gpus", "cost_per_hour", "cost_per_million_output_tokens", "ttft", "inter_token_latency",
            "e2e_latency", "output_throughput", "kv_cache_tokens", "max_concurrency", "weight_memory_per_gpu",
-           "fits", "memory_shortfall"]
+           "fits", "memory_shortfall", "served_load_sustainable", "served_utilization", "max_sustainable_request_rate"]
 # A limit: the option, the formula it bounds, its unit, how the terminal names it, and which side is good.
 LIMITS = {"max_ttft": ("ttft", "s", "TTFT", "<"), "max_itl": ("inter_token_latency", "s", "ITL", "<"),
           "min_throughput": ("output_throughput", "token / s", "throughput", ">=")}
@@ -289,7 +289,8 @@ def _input_of(graph, key: str) -> str:
 
 def _limit_excess(grid: dict, req: Requirements) -> np.ndarray:
     """How far the worst limit is missed, as a fraction of it (0 where every limit is met)."""
-    excess = np.zeros(grid["size"])
+    v = grid["values"]     # a served load past capacity misses by how far the rate exceeds the sustainable one
+    excess = np.where(v["served_load_sustainable"] >= 1, 0.0, v["served_utilization"] - 1 + 1e-12)
     for name, (limit, _) in req.limits.items():
         formula, _, _, side = LIMITS[name]
         v = grid["values"][formula]
@@ -411,7 +412,9 @@ def _where(grid: dict, req: Requirements, i: int) -> str:
 
 def _missed(grid: dict, req: Requirements, i: int) -> str:
     """The limits candidate i misses, each with its value and by how much."""
-    parts = []
+    v = grid["values"]
+    parts = [] if v["served_load_sustainable"][i] >= 1 else [
+        f"the queue grows without bound (sustainable up to {v['max_sustainable_request_rate'][i]:.2f} requests/s)"]
     for name, (limit, typed) in req.limits.items():
         formula, unit, label, side = LIMITS[name]
         value = grid["values"][formula][i]
@@ -450,10 +453,17 @@ def no_feasible(p: Plan) -> NoFeasibleDeployment:
         found = (f"closest: {r['num_gpus']['value']:.0f} x {s['gpu']} (TP={s['tensor_parallel_size']}, PP="
                  f"{s.get('pipeline_parallel_size', 1)}), {c['weights']} weights, {c['kv_dtype']} KV cache, max_model_len "
                  f"{s['max_model_len']:,}: "
-                 + (f"TTFT {show(r['ttft']['value'], 's')}, ITL {show(r['inter_token_latency']['value'], 's')}, "
-                    f"{show(r['output_throughput']['value'], 'token / s')}" if r["fits"]["value"] >= 1 else
-                    f"does not fit, short by {r['memory_shortfall']['value'] / units.GIB:.2f} GiB per GPU"))
-    return NoFeasibleDeployment(f"no deployment in the catalog meets {p.requirements.conditions()}", None, found=found,
+                 + (f"does not fit, short by {r['memory_shortfall']['value'] / units.GIB:.2f} GiB per GPU"
+                    if r["fits"]["value"] < 1 else
+                    f"the queue grows without bound, sustainable up to "
+                    f"{r['max_sustainable_request_rate']['value']:.2f} requests/s"
+                    if r["served_load_sustainable"]["value"] < 1 else
+                    f"TTFT {show(r['ttft']['value'], 's')}, ITL {show(r['inter_token_latency']['value'], 's')}, "
+                    f"{show(r['output_throughput']['value'], 'token / s')}"))
+    rate = p.requirements.workload.get("request_rate")
+    wanted = (f"sustains {rate:g} requests/s" + (f" with {p.requirements.conditions()}" if p.requirements.limits else "")
+              if rate else f"meets {p.requirements.conditions()}")
+    return NoFeasibleDeployment(f"no deployment in the catalog {wanted}", None, found=found,
                                 hint="relax the limit, or widen --gpus, --max-gpus, --quantization, --kv-cache-dtype")
 
 

@@ -127,3 +127,14 @@ def test_sweep_marks_a_load_beyond_capacity():
     lines = out.output.splitlines()
     assert "load beyond capacity" in next(l for l in lines if l.startswith("30 "))
     assert "1 fit, 0 do not fit, 1 beyond the sustainable load, 0 refused" in out.output
+
+
+def test_plan_refuses_a_load_no_candidate_sustains():
+    args = ["plan", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--max-model-len", "8192", "--gpus", "h100-sxm",
+            "--max-gpus", "1", "--quantization", "none", "--kv-cache-dtype", "auto", "--input-tokens", "600",
+            "--output-tokens", "250"]
+    ok = CliRunner().invoke(main, [*args, "--request-rate", "8", "--json"])
+    assert ok.exit_code == 0 and json.loads(ok.output)["candidates"]
+    over = CliRunner().invoke(main, [*args, "--request-rate", "500"])
+    assert over.exit_code == 1 and "no deployment in the catalog sustains 500 requests/s" in over.output
+    assert "the queue grows without bound, sustainable up to" in over.output

@@ -23,7 +23,7 @@ PER_ROW = ("batch_size", "input_tokens", "output_tokens")   # scenario keys a ro
 MS = 1e-3
 # Calibration fields a fit determines; the others keep their starting values.
 FITTED = ["BwEffConstant", "gemmPeakFraction", "gemmHalfSaturationTokens", "attentionPeakFraction",
-          "attentionBwFraction", "TOverheadMicros", "perLayerOverhead", "perSequenceMicros", "allReduceLatency"]
+          "attentionBwFraction", "attentionKvRereadFraction", "TOverheadMicros", "perLayerOverhead", "perSequenceMicros", "allReduceLatency"]
 
 
 @dataclass

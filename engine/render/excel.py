@@ -78,7 +78,10 @@ def _inputs_sheet(wb, ws, graph, result, names, bold):
         c.font = bold
     for row, name in enumerate(names, start=2):
         decl = graph.inputs[name]
-        ws.append([name, _scalar(result[name]), decl.unit_text, decl.doc, decl.source_path or ""])
+        fp = decl.fixed_point     # solved by llm-sizer; an edit elsewhere leaves it stale: say how to re-solve it
+        origin = (f"solved by llm-sizer so that {fp['of']} equals it; after editing the load, Goal Seek "
+                  f"{fp['of']} - {name} to 0 by changing this cell") if fp else decl.source_path or ""
+        ws.append([name, _scalar(result[name]), decl.unit_text, decl.doc, origin])
         ws.cell(row, 2).number_format = _number_format(decl.unit_text)
         _define(wb, name, ws.title, f"B{row}")
         dv = _validation(decl, DataValidation)

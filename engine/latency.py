@@ -55,7 +55,6 @@ def groups(catalog: Catalog) -> list[tuple[str, str]]:
 def rows(graph: FormulaGraph, catalog: Catalog, gpu: str | None = None, framework: str | None = None) -> Rows:
     """The measured rows (of one GPU and framework, if given) with the roofline's inputs bound per row."""
     targets = list(MEASURED.values())
-    names = graph.inputs_for(targets)
     parts = []
     for rid, rec in sorted(catalog.latency_data.items()):
         if (gpu and rec["gpu"] != gpu) or (framework and rec["framework"] != framework):
@@ -65,10 +64,14 @@ def rows(graph: FormulaGraph, catalog: Catalog, gpu: str | None = None, framewor
         given = {k: scn.coerce(k, rec[k], rec.where(k)) for k in
                  ("model", "gpu", "framework", "tensor_parallel_size", "max_model_len", "max_num_batched_tokens")}
         sc = scn.resolve(catalog, {**given, **{k: int(col[k][0]) for k in PER_ROW}})
-        b = scn.bindings(graph, catalog, sc, names)
+        # a framework without vLLM's KV pool sizes it from free memory, as `size` does (its stand_ins)
+        stand_ins = (sc.framework.get("memory_model") or {}).get("stand_ins") or {}
+        b = scn.bindings(graph, catalog, sc, graph.inputs_for([*targets, *stand_ins.values()], None, set(stand_ins)))
         n = len(table)
         b = {k: np.full(n, v, dtype=float) for k, v in b.items()}
         b.update({k: col[k] for k in PER_ROW})
+        for name, source in stand_ins.items():      # per row: free memory depends on the batch
+            b[name] = np.broadcast_to(np.asarray(ev.evaluate(graph, b, [source])[source], dtype=float), (n,))
         parts.append((rid, rec, n, {c: col.get(c, np.full(n, np.nan)) * MS for c in MEASURED}, b))
     if not parts:
         raise ProfileError(f"no measured latencies for {gpu or 'any GPU'} / {framework or 'any framework'}", None,

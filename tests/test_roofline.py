@@ -10,8 +10,8 @@ from engine import latency as lat
 from engine import scenario as scn
 from engine.cli import main
 
-GROUPS = [("h100-sxm", "vllm"), ("a100-80gb-sxm", "vllm"), ("h100-sxm", "tensorrt-llm"),
-          ("a100-80gb-sxm", "tensorrt-llm")]
+GROUPS = [("h100-sxm", "vllm"), ("a100-40gb-sxm", "vllm"), ("h100-sxm", "tensorrt-llm"),
+          ("a100-40gb-sxm", "tensorrt-llm")]
 
 
 def _start(catalog, gpu):
@@ -70,6 +70,31 @@ def test_mean_decode_step_is_the_step_at_the_mean_context(graph, catalog):
     steps = 512 + np.arange(1, 256)                          # step j attends the prompt and j outputs
     each = ev.evaluate(graph, {**b, "decode_context_tokens": steps.astype(float)}, ["batch_inter_token_latency"])
     assert mean == pytest.approx(float(np.mean(each["batch_inter_token_latency"])), rel=1e-3)
+
+
+def test_a_batch_the_kv_cache_cannot_hold_runs_in_waves(graph, catalog):
+    """Llama-2-70B at TP 4 on A100-40GB: vLLM's cache holds ~13k tokens, so 16 requests of 1,024 + 1,024 tokens run
+    in waves of as many as fit whole, each a prefill and L_out - 1 steps; on 80 GB cards the batch fits at once."""
+    keys = dict(model="meta-llama/Llama-2-70b-hf", tensor_parallel_size=4, max_model_len=4096, batch_size=16,
+                input_tokens=1024, output_tokens=1024)
+    targets = ["batch_e2e_latency", "batch_waves", "wave_batch_size", "requests_per_wave", "kv_cache_tokens"]
+    small = ev.evaluate(graph, _scenario(graph, catalog, gpu="a100-40gb-sxm", **keys), targets)
+    per_wave = float(small["kv_cache_tokens"]) // 2048
+    assert float(small["requests_per_wave"]) == per_wave and float(small["batch_waves"]) == np.ceil(16 / per_wave) > 1
+    assert float(small["batch_e2e_latency"]) == pytest.approx(float(small["batch_waves"]) * (
+        float(small["batch_ttft"]) + 1023 * float(small["batch_inter_token_latency"])))
+    big = ev.evaluate(graph, _scenario(graph, catalog, gpu="a100-80gb-sxm", **keys), targets)
+    assert float(big["batch_waves"]) == 1 and float(big["wave_batch_size"]) == 16
+
+
+def test_gqa_kv_is_reread_per_query_head_where_the_cache_misses(graph, catalog):
+    """Llama-3.1-8B has 4 query heads per KV head: a kernel reading the KV once per query head moves 4x its bytes."""
+    b = _scenario(graph, catalog, model="meta-llama/Llama-3.1-8B-Instruct", batch_size=16, input_tokens=1024,
+                  output_tokens=1024)
+    at = lambda f: ev.evaluate(graph, {**b, "kv_reread_fraction": f}, ["decode_kv_read_bytes", "decode_kv_bytes"])  # noqa: E731
+    none, every = at(0.0), at(1.0)
+    assert float(none["decode_kv_read_bytes"]) == pytest.approx(float(none["decode_kv_bytes"]))
+    assert float(every["decode_kv_read_bytes"]) == pytest.approx(4 * float(every["decode_kv_bytes"]))
 
 
 def test_gemm_efficiency_rises_with_tokens(size):
@@ -135,7 +160,7 @@ def test_accuracy_latency_reports_every_dataset_in_and_out_of_sample():
     assert out.exit_code == 0, out.output
     report = json.loads(out.output)
     seen = {(d["gpu"], d["framework"], d["dataset"]) for d in report["datasets"]}
-    assert ("h100-sxm", "vllm", "argonne_main_sweep") in seen and ("a100-80gb-sxm", "tensorrt-llm",
+    assert ("h100-sxm", "vllm", "argonne_main_sweep") in seen and ("a100-40gb-sxm", "tensorrt-llm",
                                                                    "argonne_in_out_heatmap") in seen
     for d in report["datasets"]:
         assert d["fitted"] and d["in_sample"]["e2e"]["n"] == d["left_out"]["e2e"]["n"] == d["rows"]

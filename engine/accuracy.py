@@ -98,7 +98,8 @@ def predict(graph: FormulaGraph, catalog: Catalog, case: Case, targets=None) -> 
 
 def accuracy(graph: FormulaGraph, catalog: Catalog, version: str | None = None, only=None) -> dict:
     """Per case, per group and overall absolute % error of weights, KV memory, KV tokens, concurrency;
-    `only` (case ids) restricts it, e.g. to the cases a fit left out."""
+    `only` (case ids) restricts it, e.g. to the cases a fit left out (fitting.cross_validate adds the fitted
+    cases predicted by refits that did not see their model)."""
     rows = []
     for case in [c for c in cases(catalog, version) if "weights_memory" in c.measured
                  and (only is None or c.id in only)]:
@@ -116,18 +117,19 @@ def accuracy(graph: FormulaGraph, catalog: Catalog, version: str | None = None, 
     for row in rows:
         row["in_fit"] = row["id"] in fitted
     left_out = [r for r in rows if not r["in_fit"]]
-    return {"cases": rows, "mean_abs_error_pct": _mean_errors(rows), "groups": _by_group(rows),
-            "in_fit": {"n": len(rows) - len(left_out), "mean_abs_error_pct": _mean_errors([r for r in rows if r["in_fit"]])},
-            "left_out": {"n": len(left_out), "mean_abs_error_pct": _mean_errors(left_out), "groups": _by_group(left_out)},
-            "not_sized": [] if only is not None else not_sized(catalog, version)}
+    report = {"cases": rows, "mean_abs_error_pct": mean_errors(rows), "groups": by_group(rows),
+              "in_fit": {"n": len(rows) - len(left_out), "mean_abs_error_pct": mean_errors([r for r in rows if r["in_fit"]])},
+              "left_out": {"n": len(left_out), "mean_abs_error_pct": mean_errors(left_out), "groups": by_group(left_out)},
+              "not_sized": [] if only is not None else not_sized(catalog, version)}
+    return report
 
 
-def _by_group(rows: list) -> dict:
-    return {g: {"n": len(members), "mean_abs_error_pct": _mean_errors(members)}
+def by_group(rows: list) -> dict:
+    return {g: {"n": len(members), "mean_abs_error_pct": mean_errors(members)}
             for g in GROUPS if (members := [r for r in rows if g in r["groups"]])}
 
 
-def _mean_errors(rows: list) -> dict:
+def mean_errors(rows: list) -> dict:
     """Mean absolute % error per compared field over `rows`; fields none of them measured are left out."""
     return {f: float(np.mean([r["errors"][f] for r in rows if f in r["errors"]])) for f in COMPARED
             if any(f in r["errors"] for r in rows)}

@@ -249,15 +249,21 @@ def check(formula_dirs, catalog_dirs):
 @_data_options
 @click.option("--version", "version", default=None, help="Only profiles of this vLLM version (e.g. 0.19).")
 @click.option("--latency", is_flag=True, help="Latency instead: TTFT, decode step and E2E per dataset and GPU, in-sample and with each model left out of the fit.")
+@click.option("--cross-validate", "cross_validate", is_flag=True,
+              help="Also predict each fitted startup with the memory fit refitted without its model (a few seconds).")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
-def accuracy(formula_dirs, catalog_dirs, version, latency, as_json):
+def accuracy(formula_dirs, catalog_dirs, version, latency, cross_validate, as_json):
     """Predicted vs measured vLLM memory (or latency) for every measured profile (catalogs/profiles)."""
     from . import accuracy as acc
     from .render import terminal
 
     g, c = sizing.load(formula_dirs, catalog_dirs)
     report = acc.latency_accuracy(g, c) if latency else acc.accuracy(g, c, version)
+    if cross_validate and not latency:
+        from . import fitting
+
+        fitting.cross_validate(g, c, report)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

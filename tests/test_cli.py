@@ -29,7 +29,7 @@ def test_size_writes_workbook_and_report(tmp_path):
     result = run("size", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0 and "Wrote" in result.output
     report = (tmp_path / "out" / "sizing.md").read_text()
-    assert "## Memory per GPU" in report and "`kv_cache_tokens` = 443,104" in report
+    assert "## Memory per GPU" in report and "`kv_cache_tokens` = 443,312" in report
     from engine.render import excel
     dump = excel.dump((tmp_path / "out" / "sizing.xlsx").read_bytes())
     assert dump["defined_names"]["tp"] == "'Inputs'!$B$" + dump["defined_names"]["tp"].rsplit("$", 1)[1]
@@ -89,7 +89,7 @@ def test_corrupt_config_json(tmp_path):
 def test_explain_shows_chain(file_regression):
     result = run("explain", "kv_cache_tokens", "--model", "meta-llama/Llama-3.1-8B-Instruct")
     assert result.exit_code == 0
-    for piece in ["kv_cache_tokens = 443,104 token", "num_gpu_blocks", "kv_block_bytes", "gpu_memory_budget"]:
+    for piece in ["kv_cache_tokens = 443,312 token", "num_gpu_blocks", "kv_block_bytes", "gpu_memory_budget"]:
         assert piece in result.output
     file_regression.check(result.output, basename="explain_kv_cache_tokens", extension=".txt")
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from engine import accuracy, units
+from engine import accuracy, fitting, units
 from engine.errors import ScenarioError
 from engine.cli import main
 
@@ -82,7 +83,12 @@ def test_fit_split_in_sample_and_left_out(graph, catalog):
     fitted = set(catalog.fits["vllm_memory"]["fitted_on"]["profiles"])
     assert report["in_fit"]["n"] == len(fitted)
     assert report["left_out"]["n"] == len(report["cases"]) - len(fitted)
-    assert report["in_fit"]["mean_abs_error_pct"]["kv_cache_memory"] <= 1.0
+    # the fit's cases include the V0 bitsandbytes startups, whose KV error is mostly their weights (not fitted):
+    # the fitted terms are checked on the activation peak those startups logged
+    assert report["in_fit"]["mean_abs_error_pct"]["kv_cache_memory"] <= 5.0
+    activation = [abs(float(accuracy.predict(graph, catalog, c, ["activation_peak_memory"])["activation_peak_memory"])
+                      - c.measured["activation_peak"]) for c in accuracy.cases(catalog) if c.id in fitted]
+    assert np.mean(activation) / 2 ** 30 <= 0.1    # GiB, every release and engine together
 
 
 def test_accuracy_command_prints_groups_and_unsized(tmp_path):
@@ -176,3 +182,16 @@ def test_profiles_are_sized_as_the_release_they_logged(graph, catalog):
     v0 = by_id["gh-selfllm-a100-80-phi4-bnb4-grpo-v0"].scenario
     assert (v0.values["vllm_version"], v0.values["vllm_engine"], v0.vllm["release"]) == ("0.8.2", "V0", "0.8")
     assert by_id["llmd-qwen-qwen3-8b--h100-80gb--tp1pp1dp1--8192"].scenario.vllm["release"] == "0.19"
+
+
+def test_cross_validation_leaves_each_model_out(graph, catalog):
+    """--cross-validate predicts every fitted startup with a refit that never saw its model, then puts the
+    catalog's constants back; on the H100 0.19 models the goal (KV memory <= 1 %) still holds out of sample."""
+    before = dict(catalog.fits["vllm_memory"]["constants"])
+    report = fitting.cross_validate(graph, catalog, accuracy.accuracy(graph, catalog))
+    assert catalog.fits["vllm_memory"]["constants"] == before
+    cv = report["cross_validated"]
+    assert cv["n"] == report["in_fit"]["n"]
+    assert cv["groups"]["H100 vLLM 0.19"]["mean_abs_error_pct"]["kv_cache_memory"] <= 1.0
+    # out of sample is worse than in sample: the refits really lost the model's own startups
+    assert cv["mean_abs_error_pct"]["kv_cache_memory"] > report["in_fit"]["mean_abs_error_pct"]["kv_cache_memory"]

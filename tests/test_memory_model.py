@@ -21,22 +21,26 @@ def test_accuracy_goals_on_vllm_0_19(graph, catalog):
 
 
 def test_accuracy_on_vllm_0_11(graph, catalog):
-    """Fitted on 0.19 only. Weights transfer exactly; three CodeLlama-34B runs at 4,096 batched
-    tokens spend ~0.4 GiB more activation under 0.11 than the 0.19 fit predicts (5.7 % of their small
-    KV cache), which is the known gap this bound documents."""
+    """Not fitted on 0.11. Weights transfer exactly; the three CodeLlama-34B runs at 4,096 batched tokens were
+    5.7 % off in KV memory while the activation peak summed its phases with a near-zero MLP multiple; with the
+    forward pass and the sampler as separate phases (formulas/activations.yaml) they are within 1 %."""
     report = accuracy.accuracy(graph, catalog, "0.11")
     assert len(report["cases"]) == 6
     assert report["mean_abs_error_pct"]["weights_memory"] <= 0.5
-    assert report["mean_abs_error_pct"]["kv_cache_memory"] <= 3.0
-    assert report["mean_abs_error_pct"]["kv_cache_tokens"] <= 3.0
+    assert report["mean_abs_error_pct"]["kv_cache_memory"] <= 1.5
+    assert report["mean_abs_error_pct"]["kv_cache_tokens"] <= 1.5
 
 
 def test_fit_uses_every_single_stage_startup(catalog):
-    """No cherry-picking: the memory fit is made on every 0.19 startup but the PP one (whose log is rank 0's)."""
+    """No cherry-picking: the memory fit is made on every 0.19 startup but the PP one (whose log is rank 0's), and
+    the engine-aware activation and non-torch fits on every single-stage startup of any release that logged them."""
     used = set(catalog.fits["vllm_memory"]["fitted_on"]["profiles"])
-    single_stage = {pid for pid, p in catalog.profiles.items() if str(p.get("vllm_version")).startswith("0.19")
-                    and p["scenario"].get("pipeline_parallel_size", 1) == 1 and "activation_peak" in p["measured"]}
-    assert used == single_stage and len(used) == 17
+    single = lambda p: p["scenario"].get("pipeline_parallel_size", 1) == 1 and "activation_peak" in p["measured"]  # noqa: E731
+    of_0_19 = {pid for pid, p in catalog.profiles.items() if str(p.get("vllm_version")).startswith("0.19") and single(p)}
+    every = {pid for pid, p in catalog.profiles.items() if "not_sized" not in p and "measured" in p and single(p)}
+    assert len(of_0_19) == 17 and len(every - of_0_19) == 8   # the V0 startups print both figures
+    assert used == every
+    assert catalog.fits["vllm_memory"]["fitted_on"]["every_version"]["profiles"] == len(every)
 
 
 def test_fit_is_reproducible(graph, catalog):
@@ -57,7 +61,9 @@ def test_fit_goes_through_the_formula(graph, catalog):
     assert fit["values"]["non_torch_single_gpu"] == pytest.approx(measured[single].mean(), rel=1e-9)
     assert fit["values"]["non_torch_tensor_parallel"] == pytest.approx(measured[~np.array(single)].mean(), rel=1e-9)
     # no H100 startup is on PCIe: the PCIe figure keeps its value (from the two PCIe TP=2 startups, vllm_memory.yaml checks)
-    assert sorted(fit["not_identifiable"]) == ["non_torch_pipeline_parallel", "non_torch_tensor_parallel_pcie"]
+    # nor under V0: its single-GPU figure is fitted on the V0 startups (fit_vllm_memory pools releases)
+    assert sorted(fit["not_identifiable"]) == ["non_torch_pipeline_parallel", "non_torch_single_gpu_v0",
+                                               "non_torch_tensor_parallel_pcie"]
     assert fit["values"]["non_torch_pipeline_parallel"] == fit["values"]["non_torch_single_gpu"]
     notes = fitting.fit_vllm_memory(graph, catalog, "0.19")["not_identifiable"]
     assert [n.split(":")[0] for n in notes] == ["non_torch_pipeline_parallel", "non_torch_tensor_parallel_pcie",
@@ -94,15 +100,18 @@ def test_hypernova_weights_against_measurement(size):
 
 def test_hypernova_kv_memory_against_measurement(size):
     """000 measured 7.69 GiB of KV memory per GPU. With the H100 (NVLink) non-torch figure, 2.10 GiB, the model said
-    5.73 GiB (-25 %); RTX 5090s have no NVLink (peer_fabric 0), so the PCIe figure, 0.82 GiB, applies: 7.01 GiB
-    (-8.8 %). The rest is the weights: 17.66 GiB predicted vs 16.91 GiB measured (the recorded 80-expert mismatch,
-    test_hypernova_weights_against_measurement), 0.75 GiB the KV cache does not get."""
+    5.73 GiB (-25 %); RTX 5090s have no NVLink (peer_fabric 0), so the PCIe figure, 0.82 GiB, applies. Its profiling
+    run is 65,536 tokens, past one fused-MoE chunk (32,768): the MoE intermediates stop growing there, so the forward
+    pass's peak is 2.37 GiB, not the 4.15 GiB of 65,536 tokens, and the model says 7.38 GiB (-4.0 %). It is within 5 %
+    because two errors partly cancel: the weights are 0.75 GiB high (the recorded 80-expert mismatch,
+    test_hypernova_weights_against_measurement) and the activation peak is lower than what the log leaves for it."""
     result, _ = size(**HYPERNOVA)
     assert float(result["non_torch_memory"]) / GIB == pytest.approx(0.8204, abs=1e-4)
+    # one 32,768-token chunk: 2 x (top-4 x 2,880) / TP 2 x 2 bytes a token
+    assert float(result["activation_moe_bytes"]) == 32768 * 2 * 4 * 2880 / 2 * 2
     kv = float(result["available_kv_cache_memory"]) / GIB
-    assert kv == pytest.approx(7.01, abs=0.01)
-    weights_excess = float(result["weight_memory_per_gpu"]) / GIB - 16.9066
-    assert abs(kv + weights_excess - 7.69) / 7.69 < 0.01
+    assert kv == pytest.approx(7.38, abs=0.01)
+    assert abs(kv - 7.69) / 7.69 < 0.05
 
 
 def test_non_torch_memory_follows_the_interconnect(size):

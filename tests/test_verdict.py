@@ -71,12 +71,12 @@ def test_fits_exactly_when_nothing_is_short(args):
 
 
 def test_workload_exactly_at_the_kv_cache_boundary():
-    """443,104 KV tokens hold 288 requests of 1,536 tokens (442,368) but not 289 (443,904)."""
+    """443,312 KV tokens hold 288 requests of 1,536 tokens (442,368) but not 289 (443,904)."""
     assert sized("--max-model-len", "8192", "--batch-size", "288")[1]["verdict"]["fits"] is True
     code, data = sized("--max-model-len", "8192", "--batch-size", "289")
     assert code == 1 and data["verdict"]["failed_condition"] == "fits_workload"
-    # 800 tokens short, less what is left over below one block (16 tokens of 131,072 bytes)
-    assert (800 - 16) * 131072 < data["verdict"]["memory_shortfall"] <= 800 * 131072
+    # 592 tokens short, less what is left over below one block (16 tokens of 131,072 bytes)
+    assert (592 - 16) * 131072 < data["verdict"]["memory_shortfall"] <= 592 * 131072
 
 
 def test_variant_propagates_to_blocks_tokens_and_concurrency():

@@ -260,6 +260,14 @@ def _latency_accuracy(report: dict) -> str:
     return "\n\n".join(out)
 
 
+def _cross_validated_rows(cv, errors) -> list:
+    """--cross-validate: the fitted cases, each model predicted by a refit that did not see it."""
+    if not cv:
+        return []
+    return ([["in the fit, its model left out of a refit", str(cv["n"])] + errors(cv["mean_abs_error_pct"])]
+            + [[f"  model left out: {g}", str(v["n"])] + errors(v["mean_abs_error_pct"]) for g, v in cv["groups"].items()])
+
+
 def accuracy_table(report: dict, latency: bool) -> str:
     """`llm-sizer accuracy`: one row per measured profile, absolute % errors, the mean last."""
     from ..accuracy import COMPARED
@@ -284,7 +292,8 @@ def accuracy_table(report: dict, latency: bool) -> str:
         out.append(table([["in the memory fit", str(report["in_fit"]["n"])] + errors(report["in_fit"]["mean_abs_error_pct"]),
                           ["left out of it", str(lo["n"])] + errors(lo["mean_abs_error_pct"])]
                          + [[f"  left out: {g}", str(v["n"])] + errors(v["mean_abs_error_pct"])
-                            for g, v in lo["groups"].items()],
+                            for g, v in lo["groups"].items()]
+                         + _cross_validated_rows(report.get("cross_validated"), errors),
                          ["fit (catalogs/fits/vllm_memory.yaml)", "cases", "weights %", "KV memory %", "KV tokens %",
                           "concurrency %"]))
     if report.get("not_sized"):

@@ -329,4 +329,6 @@ def test_recommendation_threshold_from_catalog(graph, catalog, monkeypatch):
     strict.validation["recommendations"]["threshold"] = 0.5
     report = validation.compare(graph, strict, profiles.read(PROFILES / "vllm_v1_mixtral_tp2.log"))
     assert report["recommendation_threshold"] == 0.5
-    assert {a["label"] for a in report["recommendations"]} >= {"Activations", "Non-torch Memory", "CUDA Graphs"}
+    # Mixtral's activation peak is in the memory fit and within 0.5 %: only the components beyond it are named
+    labels = {a["label"] for a in report["recommendations"]}
+    assert labels >= {"Non-torch Memory", "CUDA Graphs"} and "Activations" not in labels

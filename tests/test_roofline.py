@@ -165,10 +165,15 @@ def test_accuracy_latency_reports_every_dataset_in_and_out_of_sample():
                                                                    "argonne_in_out_heatmap") in seen
     for d in report["datasets"]:
         assert d["fitted"] and d["in_sample"]["e2e"]["n"] == d["left_out"]["e2e"]["n"] == d["rows"]
-    # out of sample on H100 vLLM, figures as reached (README "Latency"): a worse model fails here
-    h100 = {d["dataset"]: d["left_out"] for d in report["datasets"] if (d["gpu"], d["framework"]) == ("h100-sxm", "vllm")}
-    assert h100["argonne_main_sweep"]["e2e"]["pct"] <= 12.0 and h100["argonne_main_sweep"]["e2e"]["n"] == 300
-    assert h100["argonne_fig21_22"]["ttft"]["pct"] <= 15.0 and h100["argonne_fig21_22"]["itl"]["pct"] <= 20.0
+    # out of sample, every GPU and framework, figures as reached (README "Latency"): a worse model fails here
+    left_out = {(d["gpu"], d["framework"], d["dataset"]): d["left_out"] for d in report["datasets"]}
+    assert left_out["h100-sxm", "vllm", "argonne_main_sweep"]["e2e"]["n"] == 300
+    for (gpu, framework, dataset), figures in left_out.items():
+        if dataset != "argonne_fig21_22":
+            assert figures["e2e"]["pct"] <= 10.0, (gpu, framework, dataset)        # the goal
+        else:       # three rows, two models left out of each refit: H100 vLLM's decode step is at 11.2 %
+            assert figures["ttft"]["pct"] <= 15.0 and max(figures["itl"]["pct"], figures["e2e"]["pct"]) <= 12.0, (
+                gpu, framework)
 
 
 def test_json_has_latency_names():

@@ -21,13 +21,17 @@ def _start(catalog, gpu):
 
 @pytest.mark.parametrize("gpu, framework", GROUPS)
 def test_calibration_reproduces_the_recorded_fit(graph, catalog, gpu, framework):
-    """Every recorded fit comes back from its data (catalogs/latency/) and its starting values."""
+    """Every recorded fit comes back from its data (catalogs/latency/) and its starting values: the refit predicts
+    every measured row as the recorded constants do. Constants are not compared one by one: the fixed and per-layer
+    step costs trade off along a flat valley (A100 vLLM: 435 us + 54 us/layer fits as well as 696 + 42)."""
     data = lat.rows(graph, catalog, gpu, framework)
     recorded = catalog.fits[f"roofline_{gpu}_{framework}"]
     assert recorded["fitted_on"]["rows"] == len(data)
     fresh = lat.fit(graph, catalog, data, _start(catalog, gpu))
-    for key, value in recorded["constants"].items():
-        assert fresh[key] == pytest.approx(value, rel=0.02, abs=0.02), key
+    now, then = lat.predict(graph, data, fresh), lat.predict(graph, data, recorded["constants"])
+    for column, seconds in now.items():
+        measured = np.isfinite(data.measured[column])
+        assert seconds[measured] == pytest.approx(then[column][measured], rel=0.02), column
     lo, hi = (np.array([catalog.calibration["ranges"][k][b] for k in lat.FITTED]) for b in ("min", "max"))
     assert ((np.array([fresh[k] for k in lat.FITTED]) >= lo) & (np.array([fresh[k] for k in lat.FITTED]) <= hi)).all()
 

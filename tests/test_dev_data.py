@@ -165,6 +165,28 @@ def test_cuda_graphs_in_budget_moves_them_into_it(graph, catalog, size):
     assert float(out["total_memory_per_gpu"]) - float(inside["total_memory_per_gpu"]) == pytest.approx(graphs)
 
 
+def test_early_v1_counts_the_cuda_context_in_the_budget(graph, catalog, size):
+    """V1 before memory_profiling (0.7-0.9) counted every non-torch byte on the device - the CUDA context too -
+    against the budget: the same startup gets that much less KV memory than under 0.19, and the GPU shows no more.
+    V0 in the same release measured from its init snapshot and keeps the context outside."""
+    from engine import evaluate as ev
+    from engine import scenario as scn
+
+    names = ["available_kv_cache_memory", "total_memory_per_gpu", "cuda_context_memory", "activation_peak_memory",
+             "non_torch_memory"]
+    got = {}
+    for release, engine in (("0.19.1", "V1"), ("0.9.2", "V1"), ("0.9.2", "V0")):
+        _, sc = size(model="Qwen/Qwen3-8B", gpu="a100-40gb-sxm", max_model_len=8192, vllm_version=release,
+                     vllm_engine=engine, max_num_seqs=256, max_num_batched_tokens=8192, enable_chunked_prefill=True)
+        result = ev.evaluate(graph, scn.bindings(graph, catalog, sc), names)
+        got[release, engine] = {k: float(result[k]) for k in names}
+    new, old, v0 = got["0.19.1", "V1"], got["0.9.2", "V1"], got["0.9.2", "V0"]
+    assert old["activation_peak_memory"] == new["activation_peak_memory"]
+    assert new["available_kv_cache_memory"] - old["available_kv_cache_memory"] == pytest.approx(new["cuda_context_memory"])
+    assert old["total_memory_per_gpu"] == pytest.approx(new["total_memory_per_gpu"] - new["cuda_context_memory"])
+    assert v0["total_memory_per_gpu"] == pytest.approx(new["total_memory_per_gpu"])
+
+
 def test_python_does_not_branch_on_releases():
     """Release facts are data: the scenario code names no release and no engine."""
     from pathlib import Path

@@ -12,7 +12,7 @@ from engine import evaluate as ev
 from engine.cli import main
 
 LOAD = dict(input_tokens=600, output_tokens=250, prefix_tokens=100)
-RATES = np.array([0.5, 2.0, 8.0, 15.0, 20.0])
+SHARES = np.array([0.02, 0.1, 0.4, 0.7, 0.9])      # of the sustainable rate
 TARGETS = ["ttft", "inter_token_latency", "e2e_latency", "output_throughput", "served_step_time", "served_decode_requests",
            "served_prefill_tokens_per_step", "served_load_sustainable", "max_sustainable_request_rate"]
 
@@ -24,33 +24,34 @@ def served(graph, catalog):
 
     sc = scn.resolve(catalog, {"request_rate": 8.0, **LOAD})
     b = scn.bindings(graph, catalog, sc, graph.inputs_for(["ttft", "e2e_latency", "output_throughput"]))
-    return b, ev.evaluate(graph, {**b, "request_rate": RATES}, TARGETS)
+    rates = SHARES * float(ev.evaluate(graph, b, TARGETS)["max_sustainable_request_rate"])
+    return b, ev.evaluate(graph, {**b, "request_rate": rates}, TARGETS), rates
 
 
 def test_step_time_is_a_fixed_point(served):
-    _, r = served
+    _, r, _ = served
     assert np.all(r["served_load_sustainable"] == 1)
     np.testing.assert_allclose(r["served_step_time"], r["served_step_time_estimate"], rtol=1e-9)
 
 
 def test_littles_law_in_steps(served):
     """Decoding requests = rate x decode steps x step time; prompt tokens per step = rate x step x prompt."""
-    _, r = served
-    np.testing.assert_allclose(r["served_decode_requests"], RATES * 249 * r["inter_token_latency"], rtol=1e-9)
-    np.testing.assert_allclose(r["served_prefill_tokens_per_step"], RATES * r["inter_token_latency"] * 500, rtol=1e-9)
-    np.testing.assert_allclose(r["output_throughput"], RATES * 250)
+    _, r, rates = served
+    np.testing.assert_allclose(r["served_decode_requests"], rates * 249 * r["inter_token_latency"], rtol=1e-9)
+    np.testing.assert_allclose(r["served_prefill_tokens_per_step"], rates * r["inter_token_latency"] * 500, rtol=1e-9)
+    np.testing.assert_allclose(r["output_throughput"], rates * 250)
 
 
 def test_vectorized_solve_matches_one_rate_at_a_time(graph, served):
-    b, r = served
-    for i, rate in enumerate(RATES):
+    b, r, rates = served
+    for i, rate in enumerate(rates):
         one = ev.evaluate(graph, {**b, "request_rate": float(rate)}, ["ttft", "inter_token_latency"])
         assert float(one["ttft"]) == pytest.approx(r["ttft"][i], rel=1e-9)
         assert float(one["inter_token_latency"]) == pytest.approx(r["inter_token_latency"][i], rel=1e-9)
 
 
 def test_latency_grows_with_the_load_and_the_queue_diverges_at_capacity(graph, served):
-    b, r = served
+    b, r, _ = served
     for name in ("ttft", "inter_token_latency", "e2e_latency"):
         assert np.all(np.diff(r[name]) > 0), name
     cap = float(np.asarray(r["max_sustainable_request_rate"]).reshape(-1)[0])

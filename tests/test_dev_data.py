@@ -217,3 +217,26 @@ def test_cross_validation_leaves_each_model_out(graph, catalog):
     assert cv["groups"]["H100 vLLM 0.19"]["mean_abs_error_pct"]["kv_cache_memory"] <= 1.0
     # out of sample is worse than in sample: the refits really lost the model's own startups
     assert cv["mean_abs_error_pct"]["kv_cache_memory"] > report["in_fit"]["mean_abs_error_pct"]["kv_cache_memory"]
+
+
+def test_glm_5_1_caches_the_indexer_key(size):
+    """GLM-5.1 on 8 x H200 logged 32.11 GiB for 344,192 tokens (100,170 bytes a token): 78 layers x (576 x 2 bytes
+    of MLA latent and rotary key + 128 fp8 bytes and an fp32 scale of the DSA indexer's key) = 100,152."""
+    result, _ = size(model="zai-org/GLM-5.1-FP8", gpu="h200-sxm", tensor_parallel_size=8, max_model_len=202752)
+    assert float(result["indexer_key_bytes_per_token_per_layer"]) == 128 + 4
+    assert float(result["kv_cache_bytes_per_token"]) == 78 * (576 * 2 + 132)
+    # the indexer's projections are replicated on every rank: 9.37 M parameters a layer in bf16
+    assert float(result["indexer_params_per_layer"]) == 2048 * 32 * 128 + 6144 * (128 + 32) + 2 * 128
+
+
+def test_groups_stay_within_their_measured_errors(graph, catalog):
+    """Regression bounds at the errors measured when issue 9's causes were fixed (README, 'Accuracy against real
+    vLLM'), each rounded up: the groups away from H100 are not yet at the issue's goals (KV <= 5 %)."""
+    bounds = {"other GPUs": {"kv_cache_memory": 7.0, "kv_cache_tokens": 1.5},
+              "V0 engine": {"kv_cache_memory": 11.5},
+              "quantized": {"kv_cache_memory": 7.5, "kv_cache_tokens": 1.5},
+              "LoRA": {"weights_memory": 1.5, "kv_cache_memory": 1.0, "kv_cache_tokens": 1.5}}
+    groups = accuracy.accuracy(graph, catalog)["groups"]
+    for group, fields in bounds.items():
+        for field, bound in fields.items():
+            assert groups[group]["mean_abs_error_pct"][field] <= bound, (group, field, groups[group])

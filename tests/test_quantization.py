@@ -80,3 +80,17 @@ def test_wildcard_skip_lists_count_no_layer_blocks(catalog):
 def test_unquantized_models_read_nothing(catalog):
     arch = catalog.model("meta-llama/Llama-3.1-8B-Instruct").arch
     assert (arch["quant_weight_bits"], arch["quant_group_size"], arch["quant_zero_point"]) == (0, 0, 0)
+
+
+def test_inflight_bitsandbytes_quantizes_the_vision_tower(size):
+    """vLLM quantizing a 16-bit Qwen2.5-VL-3B at load reaches the vision blocks too (they take quant_config):
+    the RLDecisionAgent run (LoRA slots of rank 64 included) logged 2.5988 GiB; with the tower left in bf16 it
+    would be 3.41 GiB."""
+    keys = dict(model="Qwen/Qwen2.5-VL-3B-Instruct", gpu="rtx-4090-d", max_model_len=16384, enable_lora=True,
+                max_lora_rank=64)
+    inflight, _ = size(quantization="bnb-4bit-inflight", **keys)
+    prequantized, _ = size(quantization="bnb-nf4", **keys)
+    gib = 2 ** 30
+    assert float(inflight["vision_weight_memory"]) < 0.35 * float(prequantized["vision_weight_memory"])
+    assert float(inflight["weight_memory_per_gpu"]) / gib == pytest.approx(2.5988, rel=0.02)
+    assert float(prequantized["weight_memory_per_gpu"]) / gib > 3.3

@@ -89,7 +89,7 @@ def _input_words(decl) -> tuple[str, str | None]:
 
 
 def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | None = None,
-             check_requires: bool = True) -> Result:
+             check_requires: bool = True, _inputs_checked: bool = False) -> Result:
     """Evaluate `targets` (default: every formula) from `bindings` (inputs, or formulas to pin)."""
     targets = list(graph.formulas) if targets is None else list(targets)
     pinned = {n for n in bindings if n in graph.formulas}
@@ -105,7 +105,8 @@ def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | N
                                    else "give it a value in the scenario")
     for name, value in bindings.items():
         if name in graph.inputs:
-            check_input(graph, name, value)
+            if not _inputs_checked:       # a fixed point's bisection re-binds only the solved input
+                check_input(graph, name, value)
         elif name not in graph.formulas:
             raise RequirementError(f"unknown name '{name}' in bindings")
         values[name] = np.asarray(value, dtype=float) if isinstance(value, np.ndarray) else float(value)
@@ -126,7 +127,7 @@ def _fixed_point(graph: FormulaGraph, name: str, bindings: dict, variant, check_
     not positive. `of` grows more slowly than x there (below is the load's upper bound), so the root is kept
     bracketed: of(x) > x below it, of(x) <= x above it. Without a root the solve ends at `below`."""
     fp = graph.inputs[name].fixed_point
-    first = evaluate(graph, bindings, [fp["below"], fp["when"]], variant, check_requires)
+    first = evaluate(graph, bindings, [fp["below"], fp["when"]], variant, check_requires, True)
     below = np.asarray(first[fp["below"]], dtype=float)
     active = (np.asarray(first[fp["when"]]) > 0) & np.isfinite(below)   # a candidate without a bound is not solved
     if not np.any(active):
@@ -134,7 +135,7 @@ def _fixed_point(graph: FormulaGraph, name: str, bindings: dict, variant, check_
     lo, hi = np.zeros(below.shape), np.where(np.isfinite(below), below, 0.0)
     for _ in range(BISECTION_STEPS):
         mid = (lo + hi) / 2
-        above = np.asarray(evaluate(graph, {**bindings, name: mid}, [fp["of"]], variant, False)[fp["of"]]) > mid
+        above = np.asarray(evaluate(graph, {**bindings, name: mid}, [fp["of"]], variant, False, True)[fp["of"]]) > mid
         lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
     x = np.where(active, hi, 0.0)
     return x if x.ndim else float(x)

@@ -94,7 +94,8 @@ def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | N
     targets = list(graph.formulas) if targets is None else list(targets)
     pinned = {n for n in bindings if n in graph.formulas}
     values = {}
-    given = {n for n in bindings if n in graph.inputs and graph.inputs[n].fixed_point}    # no solve, no bounds
+    # a solved input given a value is not solved: the inputs of its bounds are not needed
+    given = {n for n in bindings if n in graph.inputs and graph.inputs[n].fixed_point}
     needed = graph.inputs_for(targets, variant, pinned | given)
     solved = [n for n in needed if n not in bindings and graph.inputs[n].fixed_point]
     for name in needed:
@@ -120,6 +121,13 @@ def evaluate(graph: FormulaGraph, bindings: dict, targets=None, variant: str | N
         with np.errstate(divide="ignore", invalid="ignore"):
             values[name] = graph.code(name, variant)(values)
     return Result(graph, values, variant, order)
+
+
+def pin_stand_ins(graph: FormulaGraph, bindings: dict, stand_ins: dict, variant=None) -> dict:
+    """`bindings` with each stand-in name pinned to the value of the formula standing in for it."""
+    for name, source in stand_ins.items():
+        bindings[name] = evaluate(graph, bindings, [source], variant)[source]
+    return bindings
 
 
 def _fixed_point(graph: FormulaGraph, name: str, bindings: dict, variant, check_requires: bool = True):

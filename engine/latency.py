@@ -65,13 +65,13 @@ def rows(graph: FormulaGraph, catalog: Catalog, gpu: str | None = None, framewor
                  ("model", "gpu", "framework", "tensor_parallel_size", "max_model_len", "max_num_batched_tokens")}
         sc = scn.resolve(catalog, {**given, **{k: int(col[k][0]) for k in PER_ROW}})
         # a framework without vLLM's KV pool sizes it from free memory, as `size` does (its stand_ins)
-        stand_ins = (sc.framework.get("memory_model") or {}).get("stand_ins") or {}
+        stand_ins = scn.stand_ins(sc)
         b = scn.bindings(graph, catalog, sc, graph.inputs_for([*targets, *stand_ins.values()], None, set(stand_ins)))
         n = len(table)
         b = {k: np.full(n, v, dtype=float) for k, v in b.items()}
         b.update({k: col[k] for k in PER_ROW})
-        for name, source in stand_ins.items():      # per row: free memory depends on the batch
-            b[name] = np.broadcast_to(np.asarray(ev.evaluate(graph, b, [source])[source], dtype=float), (n,))
+        ev.pin_stand_ins(graph, b, stand_ins)       # per row: free memory depends on the batch
+        b.update({k: np.broadcast_to(np.asarray(b[k], dtype=float), (n,)) for k in stand_ins})
         parts.append((rid, rec, n, {c: col.get(c, np.full(n, np.nan)) * MS for c in MEASURED}, b))
     if not parts:
         raise ProfileError(f"no measured latencies for {gpu or 'any GPU'} / {framework or 'any framework'}", None,

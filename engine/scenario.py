@@ -166,6 +166,12 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
                     notes, origins, vllm, gpu_price(catalog, values, gpu_id))
 
 
+def stand_ins(sc: Scenario) -> dict:
+    """Formulas the framework takes from another formula's value (catalogs/frameworks.yaml memory_model.stand_ins),
+    e.g. kv_cache_tokens of a framework without vLLM's pool."""
+    return (sc.framework.get("memory_model") or {}).get("stand_ins") or {}
+
+
 def gpu_price(catalog: Catalog, values: dict, gpu_id: str) -> dict:
     """The price the cost formulas read (price.usd_per_gpu_hour): the scenario's own, else catalogs/prices.yaml's;
     empty when neither has one (those formulas are then left out, see sizing.framework_formulas)."""

@@ -53,7 +53,7 @@ def evaluate_scenario(g, c, sc, variant=None, targets=None):
     if variant and variant not in g.variant_names:
         raise EngineError(f"unknown variant '{variant}'", None, expected=", ".join(g.variant_names))
     used = framework_formulas(g, sc)
-    stand_ins = (sc.framework.get("memory_model") or {}).get("stand_ins") or {}
+    stand_ins = scn.stand_ins(sc)
     for name in targets or ():
         if name not in used:
             raise EngineError(f"'{name}' is not a figure of {sc.framework.get('name', sc.framework_id)}: it is sized "
@@ -62,9 +62,7 @@ def evaluate_scenario(g, c, sc, variant=None, targets=None):
     targets = list(targets or used)
     try:
         bindings = scn.bindings(g, c, sc, g.inputs_for([*targets, *stand_ins.values()], variant, set(stand_ins)))
-        for name, source in stand_ins.items():    # e.g. kv_cache_tokens of a framework without vLLM's pool
-            bindings[name] = ev.evaluate(g, bindings, [source], variant)[source]
-        return ev.evaluate(g, bindings, targets, variant)
+        return ev.evaluate(g, ev.pin_stand_ins(g, bindings, stand_ins, variant), targets, variant)
     except RequirementError as exc:
         raise exc.in_scenario(model=sc.model.id) from None   # "... the 32 attention heads of <model>"
 
@@ -72,8 +70,10 @@ def evaluate_scenario(g, c, sc, variant=None, targets=None):
 def framework_formulas(g, sc) -> list[str]:
     """The formulas the scenario's framework is sized with: all but the files its memory model leaves
     out (catalogs/frameworks.yaml) and whatever depends on them, so their inputs are not required of it."""
+    from . import scenario as scn
+
     skipped = set((sc.framework.get("memory_model") or {}).get("formulas_not_used") or ())
-    stand_ins = set((sc.framework.get("memory_model") or {}).get("stand_ins") or ())
+    stand_ins = set(scn.stand_ins(sc))
     unpriced = set() if sc.price else {n for n, i in g.inputs.items() if (i.source_path or "").startswith("price.")}
     left_out = {n for n, f in g.formulas.items() if Path(f.path).stem in skipped or unpriced.intersection(f.deps)}
     if not left_out:

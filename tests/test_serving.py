@@ -139,3 +139,8 @@ def test_plan_refuses_a_load_no_candidate_sustains():
     over = CliRunner().invoke(main, [*args, "--request-rate", "500"])
     assert over.exit_code == 1 and "no deployment in the catalog sustains 500 requests/s" in over.output
     assert "the queue grows without bound, sustainable up to" in over.output
+
+
+def test_closed_loop_line_names_the_users():
+    one = CliRunner().invoke(main, ["size", "--no-files", "--concurrency", "1", *map(str, ["--input-tokens", 600])])
+    assert one.exit_code == 0 and "Served to 1 user in a closed loop" in one.output

@@ -175,7 +175,8 @@ def latency_line(result: Result, sc) -> str:
     capacity = (f"sustainable up to {v('max_sustainable_request_rate'):.2f} requests/s "
                 f"({CAPACITY_LIMITS[int(v('capacity_limit'))]})")
     if mode == 2:
-        return (f"Served to {s['concurrency']} users in a closed loop, {tokens}{prefix}: {figures} "
+        users = f"{s['concurrency']} user{'' if s['concurrency'] == 1 else 's'}"
+        return (f"Served to {users} in a closed loop, {tokens}{prefix}: {figures} "
                 f"({v('served_request_rate'):.2f} requests/s); {capacity}")
     if not v("served_load_sustainable"):
         return (f"Served at {s['request_rate']:g} requests/s: the queue grows without bound - {capacity}. Running "

@@ -142,5 +142,5 @@ def test_plan_refuses_a_load_no_candidate_sustains():
 
 
 def test_closed_loop_line_names_the_users():
-    one = CliRunner().invoke(main, ["size", "--no-files", "--concurrency", "1", *map(str, ["--input-tokens", 600])])
+    one = CliRunner().invoke(main, ["size", "--no-files", "--concurrency", "1", "--input-tokens", "600"])
     assert one.exit_code == 0 and "Served to 1 user in a closed loop" in one.output

@@ -162,15 +162,14 @@ def latency_line(result: Result, sc) -> str:
     v = lambda n: scalar(result[n])  # noqa: E731
     s = sc.values
     tokens = f"{s['input_tokens']:g} + {s['output_tokens']:g} tokens"
-    figures = (f"TTFT {v('ttft') * 1000:.1f} ms, inter-token {v('inter_token_latency') * 1000:.2f} ms, "
-               f"end-to-end {v('e2e_latency'):.2f} s, {v('output_throughput'):,.0f} output tokens/s")
     mode = int(v("serving_mode"))
+    # an offline batch's prefill and decode step are each one roofline step: say which side binds it
+    bound = lambda n: (f" ({'compute' if v(n) else 'memory'}-bound)" if mode == 0 else "")  # noqa: E731
+    figures = (f"TTFT {v('ttft') * 1000:.1f} ms{bound('prefill_compute_bound')}, inter-token "
+               f"{v('inter_token_latency') * 1000:.2f} ms{bound('decode_compute_bound')}, end-to-end "
+               f"{v('e2e_latency'):.2f} s, {v('output_throughput'):,.0f} output tokens/s")
     if mode == 0:
-        bound = lambda n: "compute-bound" if v(n) else "memory-bound"  # noqa: E731
-        return (f"Latency at batch {s['batch_size']}, {tokens}: TTFT {v('ttft') * 1000:.1f} ms "
-                f"({bound('prefill_compute_bound')}), inter-token {v('inter_token_latency') * 1000:.2f} ms "
-                f"({bound('decode_compute_bound')}), end-to-end {v('e2e_latency'):.2f} s, "
-                f"{v('output_throughput'):,.0f} output tokens/s")
+        return f"Latency at batch {s['batch_size']}, {tokens}: {figures}"
     prefix = f" ({s['prefix_tokens']:g} shared prefix)" if s.get("prefix_tokens") else ""
     capacity = (f"sustainable up to {v('max_sustainable_request_rate'):.2f} requests/s "
                 f"({CAPACITY_LIMITS[int(v('capacity_limit'))]})")

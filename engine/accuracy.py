@@ -117,11 +117,10 @@ def accuracy(graph: FormulaGraph, catalog: Catalog, version: str | None = None, 
     for row in rows:
         row["in_fit"] = row["id"] in fitted
     left_out = [r for r in rows if not r["in_fit"]]
-    report = {"cases": rows, "mean_abs_error_pct": mean_errors(rows), "groups": by_group(rows),
-              "in_fit": {"n": len(rows) - len(left_out), "mean_abs_error_pct": mean_errors([r for r in rows if r["in_fit"]])},
-              "left_out": {"n": len(left_out), "mean_abs_error_pct": mean_errors(left_out), "groups": by_group(left_out)},
-              "not_sized": [] if only is not None else not_sized(catalog, version)}
-    return report
+    return {"cases": rows, "mean_abs_error_pct": mean_errors(rows), "groups": by_group(rows),
+            "in_fit": {"n": len(rows) - len(left_out), "mean_abs_error_pct": mean_errors([r for r in rows if r["in_fit"]])},
+            "left_out": {"n": len(left_out), "mean_abs_error_pct": mean_errors(left_out), "groups": by_group(left_out)},
+            "not_sized": [] if only is not None else not_sized(catalog, version)}
 
 
 def by_group(rows: list) -> dict:

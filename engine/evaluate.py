@@ -170,6 +170,11 @@ def requirements_met(result: Result) -> tuple[np.ndarray, list]:
     return ok, broken
 
 
+def rule_fields(req, scalars: dict, model: str) -> dict:
+    """What a rule's message names: the values it reads, as the user types them (--max-num-seqs 1024), and the model."""
+    return {**{a: format_number(scalars[a]).replace(",", "") for a in req.code.args}, "model": model}
+
+
 def _requirement_error(f, req, args, values, ok) -> RequirementError:
     """A violated `requires`: its declared message in the user's words when it has one, else the rule."""
     message = getattr(req, "message", None)
@@ -178,9 +183,8 @@ def _requirement_error(f, req, args, values, ok) -> RequirementError:
                                 found=_describe_values(args, values, ok),
                                 hint=f"{f.doc.rstrip('.')}: change the inputs so that {req.text}")
     first = int(np.flatnonzero(~np.asarray(ok, dtype=bool).reshape(-1))[0]) if np.ndim(ok) else 0
-    fields = {a: format_number(np.asarray(values[a]).reshape(-1)[first if np.size(values[a]) > 1 else 0])
-              .replace(",", "") for a in args}      # as the user types them: --max-num-seqs 1024
-    fields["model"] = "the model"       # the CLI names it (RequirementError.in_scenario)
+    at = {a: np.asarray(values[a]).reshape(-1)[first if np.size(values[a]) > 1 else 0] for a in args}
+    fields = rule_fields(req, at, "the model")       # the CLI names the model (RequirementError.in_scenario)
     err = RequirementError(fill(message, fields), None,
                            found=_describe_values(args, values, ok) if np.ndim(ok) else None,
                            hint=f"the rule: {req.text} ({req.location})")

@@ -431,9 +431,8 @@ def _broken_rule(grid: dict, part: slice, fam: Family) -> str:
         if not mask.all():
             j = part.start + int(np.flatnonzero(~mask)[0])
             values = grid["result"].values
-            fields = {a: ev.format_number(np.broadcast_to(values[a], grid["shape"]).reshape(-1)[j]).replace(",", "")
-                      for a in req.code.args}
-            fields["model"] = fam.scenario.model.id
+            at = {a: np.broadcast_to(values[a], grid["shape"]).reshape(-1)[j] for a in req.code.args}
+            fields = ev.rule_fields(req, at, fam.scenario.model.id)
             return fill(req.message, fields) if getattr(req, "message", None) else f"{name} requires {req.text}"
     return "a rule of the formulas"
 

@@ -344,8 +344,7 @@ def _refusal_texts(result, req, where, m: int, model_id) -> np.ndarray:
     distinct, inverse = np.unique(cols, axis=0, return_inverse=True)
     texts = []
     for row in distinct:
-        fields = {a: ev.format_number(v).replace(",", "") for a, v in zip(args, row)}
-        fields["model"] = model_id
+        fields = ev.rule_fields(req, dict(zip(args, row)), model_id)
         message = getattr(req, "message", None)
         texts.append(fill(message, fields) if message else f"requires {req.text}")
     return np.asarray(texts, dtype=object)[inverse.reshape(-1)]

@@ -32,7 +32,9 @@ def test_numbers_are_the_logged_ones(catalog):
     assert units.parse_quantity(b200["measured"]["kv_cache_memory"], "GiB") == pytest.approx(80.21)
     assert b200["measured"]["kv_cache_tokens"] == 584096 and b200["measured"]["max_concurrency"] == 142.6
     v0 = catalog.profiles["gh-rldecisionagent-art2048-4090d-qwen25-05b-bnb4-util022"]
-    assert v0["measured"]["gpu_blocks"] == 19813 and v0["scenario"]["gpu_memory_utilization"] == 0.22
+    # vLLM logs the utilization rounded (0.22); Unsloth's "actual GPU utilization = 22.37%" is what it passed
+    assert v0["measured"]["gpu_blocks"] == 19813 and v0["scenario"]["gpu_memory_utilization"] == 0.2237
+    assert 23.55 * 0.2237 == pytest.approx(5.27, abs=0.005)          # the log's "x 0.22 = 5.27GiB" budget line
 
 
 def test_the_gpus_and_models_it_needs_are_in_the_catalog(catalog):
@@ -46,6 +48,26 @@ def test_the_gpus_and_models_it_needs_are_in_the_catalog(catalog):
         if "not_sized" not in p:
             model = catalog.model(p["scenario"]["model"])
             assert "https://" in str(model.source), (pid, model.id)
+
+
+def test_unsloth_dynamic_checkpoint_weights_by_hand(graph, catalog):
+    """unsloth/Qwen2.5-0.5B-Instruct-unsloth-bnb-4bit as ART loads it: the skip list vLLM received keeps layer 0's
+    attention and four MLPs (layers 0, 2, 3, 21) in bf16, and ART's LoRA slots (rank 8) sit in the weights."""
+    case = next(c for c in accuracy.cases(catalog) if c.id == "gh-rldecisionagent-art2048-4090d-qwen25-05b-bnb4-util022")
+    model = case.scenario.model
+    assert (model.arch["quant_skipped_attention_layers"], model.arch["quant_skipped_mlp_layers"]) == (1, 4)
+    attention = 896 * 896 * 2 + 896 * 128 * 2 + (896 + 128 + 128)        # q, o, k, v and the q/k/v biases
+    mlp = 3 * 896 * 4864
+    linear = 24 * (attention + mlp)
+    skipped = attention + 4 * mlp
+    lora = 8 * 24 * (4 * 896 + (2 * 14 + 2 * 2) * 64 + 3 * (896 + 4864))  # formulas/lora.yaml's widths, rank 8
+    norms = 24 * 2 * 896 + 896
+    rope = 32768 * 64 * 2              # cos/sin cache: rotary_dim values per position up to 32,768, bf16
+    embedding = 151936 * 896 * 2       # tied: one matrix, bf16
+    by_hand = (embedding + 2 * norms + (linear - skipped) * 4.127 / 8 + 2 * skipped + 2 * lora + rope)
+    got = float(accuracy.predict(graph, catalog, case, ["weight_memory_per_gpu"])["weight_memory_per_gpu"])
+    assert got == pytest.approx(by_hand, rel=1e-6)
+    assert got == pytest.approx(case.measured["weights_memory"], rel=0.01)   # "Model loading took 0.5138 GiB"
 
 
 def test_glm_5_1_config_is_the_vendored_copy(catalog):
@@ -70,7 +92,7 @@ def test_groups_hold_the_cases_they_name(graph, catalog):
     assert by_id["llmd-qwen-qwen3-8b--h100-80gb--tp1pp1dp1--8192"] == ["H100 vLLM 0.19"]
     assert by_id["idx-10876549642-2xl40s-tp2-llama3-70b-awq-v0160"] == ["other GPUs", "quantized"]
     groups = report["groups"]
-    assert groups["H100 vLLM 0.19"]["n"] == 18 and groups["V0 engine"]["n"] == 8 and groups["LoRA"]["n"] == 4
+    assert groups["H100 vLLM 0.19"]["n"] == 18 and groups["V0 engine"]["n"] == 8 and groups["LoRA"]["n"] == 11
     for name, g in groups.items():
         members = [r for r in report["cases"] if name in r["groups"]]
         want = sum(r["errors"]["weights_memory"] for r in members) / len(members)
@@ -229,14 +251,15 @@ def test_glm_5_1_caches_the_indexer_key(size):
     assert float(result["indexer_params_per_layer"]) == 2048 * 32 * 128 + 6144 * (128 + 32) + 2 * 128
 
 
-def test_groups_stay_within_their_measured_errors(graph, catalog):
-    """Regression bounds at the errors measured when issue 9's causes were fixed (README, 'Accuracy against real
-    vLLM'), each rounded up: the groups away from H100 are not yet at the issue's goals (KV <= 5 %)."""
-    bounds = {"other GPUs": {"kv_cache_memory": 7.0, "kv_cache_tokens": 1.5},
-              "V0 engine": {"kv_cache_memory": 11.5},
-              "quantized": {"kv_cache_memory": 7.5, "kv_cache_tokens": 1.5},
-              "LoRA": {"weights_memory": 1.5, "kv_cache_memory": 1.0, "kv_cache_tokens": 1.5}}
+def test_groups_meet_the_issue_goals(graph, catalog):
+    """Issue 9's goals on every group of the dev data: H100 vLLM 0.19 where it was (weights <= 0.5 %, KV memory and
+    tokens <= 1 %, concurrency <= 1.5 %); every other group weights <= 2 %, KV memory and tokens <= 5 %."""
+    h100 = {"weights_memory": 0.5, "kv_cache_memory": 1.0, "kv_cache_tokens": 1.0, "max_concurrency": 1.5}
+    other = {"weights_memory": 2.0, "kv_cache_memory": 5.0, "kv_cache_tokens": 5.0}
     groups = accuracy.accuracy(graph, catalog)["groups"]
+    bounds = {g: h100 if g == "H100 vLLM 0.19" else other for g in groups}
+    assert set(bounds) == {"H100 vLLM 0.19", "H100 other vLLM", "other GPUs", "V0 engine", "quantized", "LoRA"}
     for group, fields in bounds.items():
         for field, bound in fields.items():
-            assert groups[group]["mean_abs_error_pct"][field] <= bound, (group, field, groups[group])
+            if field in groups[group]["mean_abs_error_pct"]:   # V0 logs blocks, not tokens
+                assert groups[group]["mean_abs_error_pct"][field] <= bound, (group, field, groups[group])

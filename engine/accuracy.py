@@ -69,6 +69,15 @@ def not_sized(catalog: Catalog, version: str | None = None) -> list[dict]:
             if "not_sized" in rec and (not version or str(rec.get("vllm_version", "")).startswith(version))]
 
 
+def not_scored(catalog: Catalog, version: str | None = None) -> list[dict]:
+    """Measured fields a profile keeps but does not score (its `not_scored: {field: why}`): a logged figure the
+    stated setup cannot produce, kept as logged and reported with the reason."""
+    return [{"id": pid, "field": field, "reason": why}
+            for pid, rec in sorted(catalog.profiles.items()) if "not_sized" not in rec
+            and (not version or str(rec.get("vllm_version", "")).startswith(version))
+            for field, why in (rec.get("not_scored") or {}).items()]
+
+
 def cases(catalog: Catalog, version: str | None = None) -> list[Case]:
     out = []
     for pid, rec in sorted(catalog.profiles.items()):
@@ -84,7 +93,11 @@ def cases(catalog: Catalog, version: str | None = None) -> list[Case]:
         given.update({k: scn.coerce(k, str(v) if k != "enable_chunked_prefill" else v)
                       for k, v in logged.items() if v is not None and k not in given})
         sc = scn.resolve(catalog, given)
-        meas = {k: measured_value(k, v, rec["measured"].where(k)) for k, v in rec["measured"].items()}
+        unscored = rec.get("not_scored") or {}
+        if set(unscored) - set(rec["measured"]):
+            raise ProfileError(f"profile '{pid}' does not score {sorted(set(unscored) - set(rec['measured']))}, which it "
+                               "never measured", rec.where("not_scored"), hint="name fields of its measured: block")
+        meas = {k: measured_value(k, v, rec["measured"].where(k)) for k, v in rec["measured"].items() if k not in unscored}
         out.append(Case(pid, sc, meas, rec.get("source", ""), str(rec.get("vllm_version", "")),
                         rec.get("assumed"), rec.get("engine", "V1"), bool(sc.values.get("enable_lora"))))
     return out
@@ -120,7 +133,8 @@ def accuracy(graph: FormulaGraph, catalog: Catalog, version: str | None = None, 
     return {"cases": rows, "mean_abs_error_pct": mean_errors(rows), "groups": by_group(rows),
             "in_fit": {"n": len(rows) - len(left_out), "mean_abs_error_pct": mean_errors([r for r in rows if r["in_fit"]])},
             "left_out": {"n": len(left_out), "mean_abs_error_pct": mean_errors(left_out), "groups": by_group(left_out)},
-            "not_sized": [] if only is not None else not_sized(catalog, version)}
+            "not_sized": [] if only is not None else not_sized(catalog, version),
+            "not_scored": [] if only is not None else not_scored(catalog, version)}
 
 
 def by_group(rows: list) -> dict:

@@ -156,6 +156,7 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
     values["enforce_eager"] = int(bool(values["enforce_eager"]))
     values["enable_chunked_prefill"] = int(bool(values["enable_chunked_prefill"]))
     values["enable_lora"] = int(bool(values.get("enable_lora")))
+    values["unsloth"] = int(bool(values.get("unsloth")))
     if gpu_id not in (catalog.calibration or {}).get("gpus", {}):
         notes.append(f"latency uses the roofline calibration guide's default constants (seed 002): {gpu_id} has no calibration "
                      "(llm-sizer calibrate latency fits one from measured TTFT/ITL)")
@@ -201,7 +202,7 @@ def _engine_defaults(framework: dict, values: dict, origins: dict, gpu: dict, re
                 values[key], origins[key] = large[key], f"{name} default on GPUs of {large['min_gpu_memory']} or more"
 
 
-_RELEASE = re.compile(r"^\s*v?(\d+)\.(\d+)")
+_RELEASE = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?")
 
 
 def _vllm_release(catalog: Catalog, values: dict, origins: dict, notes: list) -> dict:
@@ -217,14 +218,14 @@ def _vllm_release(catalog: Catalog, values: dict, origins: dict, notes: list) ->
     if not match:
         raise ScenarioError(f"--vllm-version {shorten(given)} is not a vLLM release", None,
                             expected="major.minor[.patch], e.g. 0.8.5")
-    wanted = (int(match[1]), int(match[2]))
-    known = sorted((tuple(int(x) for x in rid.split(".")), rid) for rid in table["releases"])
+    wanted = (int(match[1]), int(match[2]), int(match[3] or 0))
+    known = sorted(((tuple(int(x) for x in rid.split(".")) + (0,))[:3], rid) for rid in table["releases"])
     older = [rid for key, rid in known if key <= wanted]
     if not older:
         raise ScenarioError(f"vLLM {given} is older than every release in catalogs/vllm_versions.yaml", None,
                             expected=f"{known[0][1]} or later")
     rid = older[-1]
-    if wanted > known[-1][0]:
+    if wanted[:2] > known[-1][0][:2]:   # a patch release of the newest record is that release
         notes.append(f"vLLM {given} is newer than every release in catalogs/vllm_versions.yaml: sized as {rid}")
     rec = table["releases"][rid]
     engine = str(values.get("vllm_engine") or rec["default_engine"]).upper()
@@ -328,7 +329,7 @@ def _context(catalog: Catalog, sc: Scenario) -> dict:
     bits = 8 * dtype_bytes
     quant = {k: (sc.quant.get(k) if sc.quant.get(k) is not None else bits)
              for k in ("linear_bits", "expert_bits", "embedding_bits", "lm_head_bits", "vision_bits")}
-    quant.update({k: sc.quant.get(k) or 0 for k in ("weight_bits", "scale_bits")})   # 0: the format has no groups
+    quant.update({k: sc.quant.get(k) or 0 for k in ("weight_bits", "scale_bits", "expanded_at_load_bits")})   # 0: not the format's
     gpu = dict(sc.gpu)
     if sc.values.get("gpu_memory_total"):
         gpu["memory_total_runtime"] = sc.values["gpu_memory_total"]

@@ -22,6 +22,7 @@ KEYS = {
     "max_loras": (int, "LoRA adapters resident on the GPU at once (vLLM --max-loras)"),
     "max_lora_rank": (int, "Rank each LoRA slot is allocated at (vLLM --max-lora-rank)"),
     "max_cpu_loras": (int, "LoRA adapters cached in CPU memory (vLLM --max-cpu-loras): host memory, no GPU memory"),
+    "unsloth": (bool, "vLLM started by Unsloth (fast_inference=True), which keeps bitsandbytes' double-quantized scales packed"),
     "framework": (str, "vllm, tgi, llama.cpp or tensorrt-llm"),
     "gpu_memory_total": ("quantity", "Override the GPU's runtime-reported total, e.g. '79.19 GiB'"),
     "batch_size": (int, "Requests served at once (workload)"),

@@ -70,6 +70,21 @@ def test_unsloth_dynamic_checkpoint_weights_by_hand(graph, catalog):
     assert got == pytest.approx(case.measured["weights_memory"], rel=0.01)   # "Model loading took 0.5138 GiB"
 
 
+def test_a_logged_figure_the_setup_cannot_produce_is_listed_not_scored(graph, catalog, tmp_path):
+    report = accuracy.accuracy(graph, catalog)
+    l4 = next(r for r in report["cases"] if r["id"] == "unsloth-synthetic-data-l4-llama31-8b-bnb4-server")
+    assert "max_concurrency" not in l4["errors"] and "weights_memory" in l4["errors"]
+    assert [(n["id"], n["field"]) for n in report["not_scored"]] == [(l4["id"], "max_concurrency")]
+    assert "20.4 GiB" in report["not_scored"][0]["reason"]
+    # naming a field the profile never measured is refused, with the file and the fix
+    (tmp_path / "mine.yaml").write_text(
+        "schema: 1\nprofiles:\n  mine:\n    vllm_version: 0.19.0\n    scenario: {model: Qwen/Qwen3-8B, gpu: h100-sxm}\n"
+        "    measured: {weights_memory: 15.27 GiB}\n    not_scored: {kv_cache_tokens: a typo}\n")
+    out = CliRunner().invoke(main, ["accuracy", "--catalogs", str(tmp_path)])
+    assert out.exit_code == 2 and "mine.yaml" in out.output and "never measured" in out.output
+    assert "Traceback" not in out.output
+
+
 def test_glm_5_1_config_is_the_vendored_copy(catalog):
     model = catalog.model("zai-org/GLM-5.1-FP8")
     assert "ai-dynamo/aiconfigurator/blob/095f58a" in model.source
@@ -170,6 +185,25 @@ def test_release_lookup(size):
             size(model="Qwen/Qwen3-8B", gpu="h100-sxm", vllm_version=bad)
     with pytest.raises(ScenarioError, match="did not exist in vLLM 0.19"):
         size(model="Qwen/Qwen3-8B", gpu="h100-sxm", vllm_engine="V0")
+
+
+def test_double_quantized_bitsandbytes_as_each_release_and_unsloth_load_it(size):
+    """vLLM 0.9.2 (PR 19742) turns a double-quantized checkpoint's absmax back into fp32 at load: 4.5 bits a weight
+    instead of 4.127; 0.9.1 did not, and Unsloth patches it out. Release records resolve to the patch level."""
+    model = dict(model="unsloth/Llama-3.1-8B-Instruct-unsloth-bnb-4bit", gpu="l4")
+    bits = {}
+    for release, unsloth in (("0.9.1", False), ("0.9.2", False), ("0.19.1", False), ("0.19.1", True)):
+        result, sc = size(vllm_version=release, unsloth=unsloth, **model)
+        bits[release, unsloth] = float(result["linear_bits"])
+        assert not any("newer than every release" in n for n in sc.notes)
+    assert bits == {("0.9.1", False): 4.127, ("0.9.2", False): 4.5, ("0.19.1", False): 4.5, ("0.19.1", True): 4.127}
+    _, sc = size(vllm_version="0.9.1", **model)
+    assert sc.vllm["release"] == "0.9"
+    _, sc = size(vllm_version="0.9.3", **model)
+    assert sc.vllm["release"] == "0.9.2"
+    # formats without the distinction are untouched by either
+    awq, _ = size(model="TechxGenus/Meta-Llama-3-70B-Instruct-AWQ", gpu="h100-sxm", tensor_parallel_size=2)
+    assert float(awq["linear_bits"]) == 4 + (16 + 4) / 128
 
 
 def test_cuda_graphs_in_budget_moves_them_into_it(graph, catalog, size):

@@ -296,6 +296,9 @@ def accuracy_table(report: dict, latency: bool) -> str:
                          + _cross_validated_rows(report.get("cross_validated"), errors),
                          ["fit (catalogs/fits/vllm_memory.yaml)", "cases", "weights %", "KV memory %", "KV tokens %",
                           "concurrency %"]))
+    if report.get("not_scored"):
+        out.append("Logged but not scored (the stated setup cannot produce them):\n"
+                   + "\n".join(f"  {n['id']} {n['field']}: {n['reason']}" for n in report["not_scored"]))
     if report.get("not_sized"):
         out.append("Not sized (the engine cannot size them yet):\n"
                    + "\n".join(f"  {n['id']} (vLLM {n['version'] or '?'}): {n['reason']}" for n in report["not_sized"]))

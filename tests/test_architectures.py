@@ -174,8 +174,7 @@ def test_no_model_type_name_in_the_importer():
 STILL_RECALLED = {"meta-llama--Llama-3.2-1B-Instruct", "microsoft--phi-2", "mistralai--Mistral-7B-Instruct-v0.2",
                   "moonshotai--Kimi-K2-Instruct-0905", "zai-org--GLM-4.5-Air",
                   # the dev data's models (catalogs/profiles/vllm_wild.yaml) reconstructed in issue 9
-                  "Qwen--Qwen3-4B", "Qwen--Qwen3-4B-Instruct-2507", "Qwen--Qwen2.5-0.5B-Instruct",
-                  "Qwen--Qwen2.5-VL-7B-Instruct", "Qwen--Qwen2.5-VL-3B-Instruct",
+                  "Qwen--Qwen3-4B-Instruct-2507", "Qwen--Qwen2.5-0.5B-Instruct", "Qwen--Qwen2.5-VL-7B-Instruct",
                   "deepseek-ai--DeepSeek-R1-0528-Qwen3-8B", "TechxGenus--Meta-Llama-3-70B-Instruct-AWQ"}
 
 

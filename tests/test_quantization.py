@@ -62,8 +62,8 @@ def test_bnb_skip_list_keeps_whole_layer_blocks_unquantized(size, catalog, tmp_p
           "llm_int8_skip_modules": ["lm_head", "model.layers.0.mlp", "model.layers.2.mlp",
                                     "model.layers.0.self_attn", "multi_modal_projector"]}
     path = _config_with(catalog, tmp_path, QWEN05, qc)
-    skipped, _ = size(model=path, gpu="rtx-4090", max_model_len=8192)
-    plain, _ = size(model=QWEN05, gpu="rtx-4090", max_model_len=8192, quantization="bnb-nf4")
+    skipped, _ = size(model=path, gpu="rtx-4090", max_model_len=8192, unsloth=True)   # the double-quantized absmax kept
+    plain, _ = size(model=QWEN05, gpu="rtx-4090", max_model_len=8192, quantization="bnb-nf4", unsloth=True)
     params = 2 * MLP_05B + ATTN_05B
     assert float(skipped["skipped_linear_params"]) == params
     extra = float(skipped["weight_memory_per_gpu"]) - float(plain["weight_memory_per_gpu"])

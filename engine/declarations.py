@@ -17,7 +17,8 @@ from .graph import (DEFAULT_TOLERANCE, Check, FormulaFile, FormulaGraph, Formula
 from .yamlsafe import YDict, YList
 
 SCHEMA_VERSION = 1
-FILE_KEYS = {"schema", "title", "doc", "sources", "inputs", "formulas", "checks"}
+FILE_KEYS = {"schema", "title", "doc", "sources", "inputs", "functions", "formulas", "checks"}
+FUNCTION_KEYS = {"doc", "params", "expr", "sources"}
 INPUT_KEYS = {"unit", "doc", "from", "integer", "min", "max", "symbol", "default", "sources", "fixed_point"}
 FIXED_POINT_KEYS = ("of", "below", "when")
 FORMULA_KEYS = {"doc", "expr", "unit", "sources", "requires", "variants", "symbol"}
@@ -72,6 +73,8 @@ class _Declarations:
         self.formula_nodes: dict[str, tuple[YDict, str]] = {}
         self.declared_at: dict[str, Location] = {}
         self.check_nodes: list[tuple[FormulaFile, YList]] = []
+        self.function_nodes: dict[str, YDict] = {}
+        self.functions: dict[str, expressions.Function] = {}
 
     def fail(self, exc: EngineError):
         self.errors.add(exc)
@@ -92,7 +95,7 @@ class _Declarations:
             self.fail(SchemaError("missing title", doc.where("title"), hint="add a one-line 'title:'"))
         ff = FormulaFile(path, title or "", list(doc.get("sources") or []), [], [], [])
         self.files.append(ff)
-        for key, into in (("inputs", ff.inputs), ("formulas", ff.formulas)):
+        for key, into in (("inputs", ff.inputs), ("functions", []), ("formulas", ff.formulas)):
             block = doc.get(key)
             if block is None:
                 continue
@@ -104,6 +107,8 @@ class _Declarations:
                     into.append(name)
                     if key == "inputs":
                         self.read_input(name, node, block)
+                    elif key == "functions":
+                        self.function_nodes[name] = node
                     else:
                         self.formula_nodes[name] = (node, path)
         if doc.get("checks") is not None:
@@ -187,6 +192,38 @@ class _Declarations:
             return None
         return str(value)
 
+    def read_function(self, name, node) -> expressions.Function | None:
+        """functions.NAME: {doc, params: [a, b], expr}: parameters are fresh names, never declared ones, so a
+        body reads plainly."""
+        what = f"functions.{name}"
+        if not isinstance(node, YDict):
+            self.fail(SchemaError(f"function '{name}' must be a mapping with doc:, params:, expr:", self.declared_at[name]))
+            return None
+        _known_keys(node, FUNCTION_KEYS, f"function '{name}'", self.fail)
+        doc, text = self.required_text(node, "doc", what), self.required_text(node, "expr", what)
+        params = node.get("params")
+        if not isinstance(params, list) or not params or len(set(map(str, params))) != len(params) or not all(
+                isinstance(p, str) and NAME_RE.match(p) and p not in RESERVED and p not in self.declared_at
+                for p in params):
+            self.fail(SchemaError(f"{what}.params must list distinct new names", node.where("params"),
+                                  found=shorten(repr(params)), hint="snake_case names that no input, formula or "
+                                                                    "function already uses"))
+            return None
+        if doc is None or text is None:
+            return None
+        where, offset = node.expr_location("expr")
+        return expressions.Function(tuple(params), text, where, offset)
+
+    def check_function(self, name):
+        """The body alone, its parameters as plain symbols: unknown names, syntax and self-calls now; units
+        where it is called."""
+        fn = self.functions[name]
+        try:
+            expressions.parse(f"{name}({', '.join(fn.params)})", {**self.symbols, **{p: sympy.Symbol(p) for p in fn.params}},
+                              None, 0, self.functions)
+        except EngineError as exc:
+            self.fail(exc)
+
     # pass 2 -----------------------------------------------------------------------
     def build(self) -> FormulaGraph:
         formulas = {}
@@ -201,6 +238,12 @@ class _Declarations:
         self.symbols = {n: _symbol(n, self.inputs.get(n)) for n in decls}
         self.symbol_units = {self.symbols[n]: d.unit for n, d in decls.items()}
         self.latex_names = {self.symbols[n]: d.symbol for n, d in decls.items()}
+        for name, node in self.function_nodes.items():
+            fn = self.read_function(name, node)
+            if fn is not None:
+                self.functions[name] = fn
+        for name in self.functions:
+            self.check_function(name)
         for f in formulas.values():
             self.compile_formula(graph, f)
         for ff, checks in self.check_nodes:
@@ -230,7 +273,7 @@ class _Declarations:
 
     def parse(self, graph, node: YDict, key, text):
         where, offset = node.expr_location(key)
-        return expressions.parse(text, self.symbols, where, offset), where
+        return expressions.parse(text, self.symbols, where, offset, self.functions), where
 
     def compile_formula(self, graph: FormulaGraph, f: Formula):
         node, _ = self.formula_nodes[f.name]
@@ -262,7 +305,7 @@ class _Declarations:
                                       found=shorten(repr(item))))
                 continue
             try:
-                expr = expressions.parse(text, self.symbols, where, 0)
+                expr = expressions.parse(text, self.symbols, where, 0, self.functions)
                 expr = unitcheck.check_condition(expr, self.symbol_units, where, f"formulas.{f.name}.requires")
                 if expr in (sympy.true, sympy.false) or not isinstance(expr, sympy.Basic):
                     raise SchemaError("condition is constant", where, found=str(expr))

@@ -12,6 +12,9 @@ from a file never reaches them. Grammar, in full:
     functions          Max Min floor ceiling log Mod Piecewise where
     conditions         ==  !=  <  <=  >  >=  and  or  not  True  False
     Piecewise((value, condition), ..., (value, True));  where(condition, if_true, if_false)
+    calls              f(a, b) of a function a formula file declares under functions: - its body with
+                       its parameters replaced by the arguments (expanded here, so the result is one
+                       sympy expression like any other; a function may call others, never itself)
 
 Everything else (attributes, subscripts, imports, lambdas, comprehensions,
 keyword arguments, strings, non-ASCII text) is refused with its column.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+from dataclasses import dataclass
 from typing import Mapping
 
 import sympy
@@ -62,12 +66,24 @@ _NODE_WORDS = {
 }
 
 
+@dataclass(frozen=True)
+class Function:
+    """A formula file's named expression with parameters (functions:), expanded where it is called."""
+    params: tuple
+    text: str
+    where: Location | None = None
+    offset: int = 0
+
+
 class _Translator:
-    def __init__(self, text: str, names: Mapping[str, sympy.Basic], where: Location | None, offset: int):
+    def __init__(self, text: str, names: Mapping[str, sympy.Basic], where: Location | None, offset: int,
+                 functions: Mapping[str, Function] = {}, calling: tuple = ()):
         self.text = text
         self.names = names
         self.where = where
         self.offset = offset
+        self.functions = functions
+        self.calling = calling      # the functions being expanded, outermost first: a call back into one is refused
 
     def error(self, message: str, node: ast.AST | None = None, *, hint=None, found=None, expected=None,
               col: int | None = None, width: int | None = None) -> ExpressionError:
@@ -166,10 +182,11 @@ class _Translator:
             return _CONSTANTS[node.id]
         if node.id in self.names:
             return self.names[node.id]
-        if node.id in FUNCTIONS:
+        if node.id in FUNCTIONS or node.id in self.functions:
             raise self.error(f"function '{node.id}' used without calling it", node)
         close = difflib.get_close_matches(node.id, list(self.names), n=1, cutoff=0.75)
-        hint = f"did you mean '{close[0]}'?" if close else "declare it under inputs: or formulas:"
+        hint = f"did you mean '{close[0]}'?" if close else "declare it under inputs: or formulas:" + (
+            f", or add it to {self.calling[-1]}'s params:" if self.calling else "")
         raise self.error(f"unknown name '{node.id}'", node, hint=hint)
 
     def visit_BinOp(self, node: ast.BinOp):
@@ -223,15 +240,18 @@ class _Translator:
         raise self.error("a tuple is allowed only as a Piecewise((value, condition), ...) branch", node)
 
     def visit_Call(self, node: ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+        known = [*FUNCTIONS, *self.functions]
+        if not isinstance(node.func, ast.Name) or node.func.id not in known:
             name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-            close = difflib.get_close_matches(name, FUNCTIONS, n=1)
+            close = difflib.get_close_matches(name, known, n=1)
             raise self.error(f"call to '{name}' not allowed", node.func,
-                             expected=", ".join(FUNCTIONS),
+                             expected=", ".join(known),
                              hint=f"did you mean '{close[0]}'?" if close else None)
         if node.keywords:
             raise self.error("keyword arguments not allowed", node.keywords[0].value)
         name, args = node.func.id, node.args
+        if name in self.functions:
+            return self.expand(name, node)
         if name == "Piecewise":
             return self.piecewise(node)
         values = [self.visit(a) for a in args]
@@ -246,6 +266,18 @@ class _Translator:
                 return sympy.ITE(cond, yes, no)   # a choice between conditions is itself a condition
             return sympy.Piecewise((yes, cond), (no, True))
         return getattr(sympy, name)(*values)
+
+    def expand(self, name: str, node: ast.Call):
+        """A declared function's body over the call's arguments."""
+        fn = self.functions[name]
+        if name in self.calling:
+            raise self.error(f"function '{name}' calls itself: {' -> '.join(self.calling + (name,))}", node.func)
+        if len(node.args) != len(fn.params):
+            raise self.error(f"{name} takes {len(fn.params)} arguments ({', '.join(fn.params)}), got {len(node.args)}",
+                             node)
+        values = [self.visit(a) for a in node.args]
+        return _Translator(fn.text, {**self.names, **dict(zip(fn.params, values))}, fn.where, fn.offset,
+                           self.functions, self.calling + (name,)).parse()
 
     def piecewise(self, node: ast.Call):
         branches = []
@@ -266,10 +298,10 @@ def _is_condition(x) -> bool:
 
 
 def parse(text: str, names: Mapping[str, sympy.Basic], where: Location | None = None,
-          offset: int = 0) -> sympy.Basic:
-    """Translate expression text into a sympy expression over the given names.
+          offset: int = 0, functions: Mapping[str, Function] = {}) -> sympy.Basic:
+    """Translate expression text into a sympy expression over the given names, expanding calls of `functions`.
 
     `where` locates the text in its file; `offset` is how many characters (quotes)
     precede it on that line. Raises ExpressionError pointing at the offending column.
     """
-    return _Translator(text, names, where, offset).parse()
+    return _Translator(text, names, where, offset, functions).parse()

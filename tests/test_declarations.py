@@ -73,3 +73,31 @@ def test_bytes_per_token_plus_bytes_refused_beside_the_builtin_formulas(tmp_path
         graph.load([*paths.search_path("formulas"), tmp_path], use_cache=False)
     [err] = info.value.errors
     assert isinstance(err, UnitError) and "cannot add byte / token and byte" in err.message
+
+
+def test_a_function_expands_where_it_is_called(graph):
+    """formulas/serving.yaml declares the server's step once (functions: served_step) and calls it for a decode-only
+    step, a step carrying prefill and a step at capacity: each formula is the body with its arguments put in; the
+    routed-expert read fraction is another function (formulas/roofline.yaml), named once per step."""
+    decode, capacity = graph.formulas["served_decode_step_time"], graph.formulas["capacity_step_time"]
+    assert decode.text.startswith("served_step(") and capacity.text.startswith("served_step(")
+    assert {"served_decode_tokens", "served_decode_requests", "kv_read_bytes_per_token",
+            "served_decode_read_fraction"} <= set(decode.deps)
+    read = graph.formulas["served_decode_read_fraction"]                # routed_read_fraction(served_decode_tokens)
+    assert set(read.deps) == {"num_experts", "expert_share_of_tokens", "served_decode_tokens", "new_tokens_per_step",
+                              "single_request"}
+    assert "attention_flops_per_context_token" not in decode.deps       # a decode step runs no prompt chunk
+    assert {"attention_flops_per_context_token", "capacity_step_tokens"} <= set(capacity.deps)
+    for f in (decode, capacity):                                        # no parameter left unexpanded
+        assert not {"tokens", "sampled", "decodes", "attention_flops"} & set(f.deps)
+
+
+def test_function_arguments_are_unit_checked_where_called(tmp_path):
+    """A function's body has no units of its own: the expansion is checked like any expression."""
+    (tmp_path / "f.yaml").write_text(
+        "schema: 1\ntitle: t\ninputs:\n  size: {unit: byte, doc: a size}\n  count: {unit: token, doc: a count}\n"
+        "functions:\n  total:\n    doc: a sum\n    params: [a, b]\n    expr: a + b\n"
+        "formulas:\n  wrong:\n    doc: bytes plus tokens\n    expr: total(size, count)\n    unit: byte\n")
+    with pytest.raises(ErrorList) as info:
+        graph.load([tmp_path])
+    assert "f.yaml:14" in str(info.value) and "byte" in str(info.value) and "token" in str(info.value)

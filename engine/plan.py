@@ -22,7 +22,7 @@ import numpy as np
 from . import evaluate as ev
 from . import scenario as scn
 from . import units
-from .errors import EngineError, ScenarioError, fill, shorten
+from .errors import CatalogError, EngineError, ScenarioError, fill, shorten
 
 RESULTS = ["num_gpus", "cost_per_hour", "cost_per_million_output_tokens", "ttft", "inter_token_latency",
            "e2e_latency", "output_throughput", "kv_cache_tokens", "max_concurrency", "weight_memory_per_gpu",
@@ -32,12 +32,8 @@ LIMITS = {"max_ttft": ("ttft", "s", "TTFT", "<"), "max_itl": ("inter_token_laten
           "min_throughput": ("output_throughput", "token / s", "throughput", ">=")}
 # The numeric axes broadcast over every family, and the scenario keys they are read from.
 AXES = {"tp": "tensor_parallel_size", "pp": "pipeline_parallel_size", "max_model_len": "max_model_len"}
-TP_SIZES = (1, 2, 4, 8, 16, 32)
-PP_SIZES = (1, 2)          # why: a second stage helps when TP alone cannot split the model; more only adds GPUs
-DEFAULT_KV_DTYPES = ("auto", "fp8")
-# Formats a plan tries on an unquantized checkpoint besides its own: vLLM quantizes to fp8 on load; an int4 AWQ
-# checkpoint of the same model is the usual third choice (a different checkpoint, named in the note).
-DEFAULT_FORMATS = ("fp8", "awq-int4-g128")
+# What a plan tries unless restricted: catalogs/frameworks.yaml, vllm.plan_search.
+SEARCH = ("tensor_parallel_sizes", "pipeline_parallel_sizes", "kv_cache_dtypes", "formats_for_unquantized")
 MAX_CANDIDATES = 2_000_000  # why: ~1 s per million candidates here; beyond it a plan is a mistake, and memory-hungry
 
 
@@ -124,12 +120,13 @@ def requirements(catalog, model: str, options: dict) -> Requirements:
               for name in LIMITS if options.get(name) is not None}
     gpus = [_gpu_id(catalog, g) for g in _list(options.get("gpus"))] or list(catalog.gpus)
     max_gpus = options.get("max_gpus") or 8
-    parallel = [(t, p) for p in PP_SIZES for t in TP_SIZES if t * p <= max_gpus]
+    search = _search(catalog)
+    parallel = [(t, p) for p in search["pipeline_parallel_sizes"] for t in search["tensor_parallel_sizes"] if t * p <= max_gpus]
     if not parallel:
         raise ScenarioError(f"--max-gpus {max_gpus} allows no deployment", None, expected="at least 1")
     quants = [catalog.resolve("formats", q)[0] for q in _list(options.get("quantization"))] \
-        or _default_formats(catalog, model_rec)
-    kvs = _list(options.get("kv_cache_dtype")) or list(DEFAULT_KV_DTYPES)
+        or _default_formats(search, model_rec)
+    kvs = _list(options.get("kv_cache_dtype")) or list(search["kv_cache_dtypes"])
     for kv in kvs:
         if kv != "auto":
             catalog.resolve("kv_cache_dtypes", kv)
@@ -194,9 +191,20 @@ def _price(catalog, text: str) -> tuple[str, float]:
     return gid, usd
 
 
-def _default_formats(catalog, model) -> list:
+def _search(catalog) -> dict:
+    vllm = catalog.frameworks.get("vllm") or {}
+    search = vllm.get("plan_search")
+    missing = [k for k in SEARCH if not isinstance((search or {}).get(k), list) or not search[k]]
+    if missing:
+        where = vllm.where("plan_search") if hasattr(vllm, "where") else None
+        raise CatalogError(f"frameworks.vllm.plan_search needs {', '.join(missing)}", where,
+                           hint="lists of what `plan` tries: " + ", ".join(SEARCH))
+    return search
+
+
+def _default_formats(search, model) -> list:
     own = model.arch["quantization"]
-    return [own] if own != "none" else [own, *DEFAULT_FORMATS]
+    return [own] if own != "none" else [own, *search["formats_for_unquantized"]]
 
 
 # -- families: GPU x format x KV dtype, each resolved once --------------------------------------

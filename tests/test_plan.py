@@ -193,3 +193,23 @@ def test_size_leaves_cost_out_without_a_price_and_takes_one_given():
     given = json.loads(run("size", "--gpu", "l4", "--model", "Qwen/Qwen3-4B", "--price-per-gpu-hour", "0.8",
                            "--json").stdout)["results"]
     assert given["cost_per_hour"] == {"value": 0.8, "unit": "USD / hour"}
+
+
+def test_search_space_is_catalog_data(tmp_path):
+    """What plan tries is catalogs/frameworks.yaml's vllm.plan_search: a user catalog narrows it, and a record
+    without it is refused by name."""
+    frameworks = yaml.safe_load((FIXTURES.parent.parent / "catalogs" / "frameworks.yaml").read_text())
+    frameworks["frameworks"]["vllm"]["plan_search"]["tensor_parallel_sizes"] = [1, 2]
+    frameworks["frameworks"]["vllm"]["plan_search"]["kv_cache_dtypes"] = ["fp8"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "frameworks.yaml").write_text(yaml.safe_dump(frameworks))
+    out = run(*BASE[:3], "--catalogs", str(mine), *BASE[3:], "--json")
+    assert out.exit_code in (0, 1), out.output
+    cands = json.loads(out.output)["candidates"]
+    assert cands and {c["scenario"]["tensor_parallel_size"] for c in cands} <= {1, 2}
+    assert {c["scenario"]["kv_cache_dtype"] for c in cands} == {"fp8"}
+    del frameworks["frameworks"]["vllm"]["plan_search"]
+    (mine / "frameworks.yaml").write_text(yaml.safe_dump(frameworks))
+    bad = CliRunner().invoke(main, [*BASE[:3], "--catalogs", str(mine), *BASE[3:]])
+    assert bad.exit_code == 2 and "frameworks.vllm.plan_search needs" in bad.output and "Traceback" not in bad.output

@@ -1,8 +1,8 @@
-"""Plan benchmark: about 100,000 candidate deployments planned end to end, as `llm-sizer plan` does.
+"""Plan benchmark: about 400,000 candidate deployments planned end to end, as `llm-sizer plan` does.
 
     python benchmarks/plan.py
 
-Every GPU of the catalog x 9 TP/PP layouts (up to 16 GPUs) x 6 weight formats x 2 KV-cache dtypes x 40 context
+Every GPU of the catalog x 9 TP/PP layouts (up to 16 GPUs) x 4 memory utilizations x 6 weight formats x 2 KV-cache dtypes x 40 context
 lengths, for Llama-3.1-70B with 40 concurrent users and ITL < 50 ms: requirements parsed, every family resolved,
 one vectorized evaluation, feasibility, ranking, Pareto front, reasons, and the JSON of the 20 best. Prints the
 time of each part (best of 5, after one warm-up run that also fills the compiled-formula cache).
@@ -34,7 +34,7 @@ def main(repeats: int = 5) -> None:
         best = elapsed if best is None else min(best, elapsed)
     resolved = sum(f.bindings is not None for f in p.families)
     print(f"load formulas + catalogs: {t_load:.2f} s")
-    print(f"{p.evaluated:,} candidates ({len(req.gpus)} GPUs x {len(req.parallel)} layouts x 6 formats x 2 KV dtypes "
+    print(f"{p.evaluated:,} candidates ({len(req.gpus)} GPUs x {len(req.parallel)} layouts x {len(req.utilizations)} utilizations x 6 formats x 2 KV dtypes "
           f"x {len(lens)} context lengths; {resolved} of {len(p.families)} GPU/format/KV families resolvable), "
           f"{p.feasible:,} feasible: planned in {best:.2f} s end to end (best of {repeats}), "
           f"{p.evaluated / best:,.0f} candidates/s; JSON {len(text):,} bytes")

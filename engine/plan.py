@@ -1,6 +1,7 @@
 """`llm-sizer plan`: which GPUs, how many, which weight and KV-cache formats, and what it costs (issue 11).
 
-Candidates are GPU type x (tensor, pipeline) parallel sizes x weight format x KV-cache dtype x context length.
+Candidates are GPU type x (tensor, pipeline) parallel sizes and GPU memory utilization x weight format x KV-cache
+dtype x context length.
 The categorical axes (GPU, weight format, KV-cache dtype: a *family*) change the records a scenario reads, so each
 family is resolved once (engine.scenario) into a dict of scalar bindings; the families' bindings are stacked into
 NumPy arrays on axis 0, the parallel sizes and context lengths broadcast on axes 1 and 2, and one call of
@@ -31,9 +32,11 @@ RESULTS = ["num_gpus", "cost_per_hour", "cost_per_million_output_tokens", "ttft"
 LIMITS = {"max_ttft": ("ttft", "s", "TTFT", "<"), "max_itl": ("inter_token_latency", "s", "ITL", "<"),
           "min_throughput": ("output_throughput", "token / s", "throughput", ">=")}
 # The numeric axes broadcast over every family, and the scenario keys they are read from.
-AXES = {"tp": "tensor_parallel_size", "pp": "pipeline_parallel_size", "max_model_len": "max_model_len"}
+AXES = {"tp": "tensor_parallel_size", "pp": "pipeline_parallel_size", "util": "gpu_memory_utilization",
+        "max_model_len": "max_model_len"}
 # What a plan tries unless restricted: catalogs/frameworks.yaml, vllm.plan_search.
-SEARCH = ("tensor_parallel_sizes", "pipeline_parallel_sizes", "kv_cache_dtypes", "formats_for_unquantized")
+SEARCH = ("tensor_parallel_sizes", "pipeline_parallel_sizes", "gpu_memory_utilizations", "kv_cache_dtypes",
+          "formats_for_unquantized")
 MAX_CANDIDATES = 2_000_000  # why: ~1 s per million candidates here; beyond it a plan is a mistake, and memory-hungry
 
 
@@ -56,6 +59,12 @@ class Requirements:
     quantizations: list = field(default_factory=list)
     kv_cache_dtypes: list = field(default_factory=list)
     prices: dict = field(default_factory=dict)        # gpu id -> USD per GPU-hour given with --price
+    utilizations: list = field(default_factory=lambda: [0.9])   # the first is vLLM's default; lower ones are fallbacks
+
+    @property
+    def layouts(self) -> list:
+        """(tp, pp, gpu_memory_utilization) of axis 1, the utilizations of one (tp, pp) pair side by side."""
+        return [(tp, pp, u) for tp, pp in self.parallel for u in self.utilizations]
 
     def conditions(self) -> str:
         """The limits as the user typed them: 'ITL < 30 ms and TTFT < 2 s'."""
@@ -69,6 +78,7 @@ class Requirements:
             out[name] = {"value": value, "unit": LIMITS[name][1], "given": typed}
         out.update({"gpus": self.gpus, "parallel": [{"tensor_parallel_size": t, "pipeline_parallel_size": p}
                                                     for t, p in self.parallel],
+                    "gpu_memory_utilization": self.utilizations,
                     "quantization": self.quantizations, "kv_cache_dtype": self.kv_cache_dtypes,
                     "prices": self.prices})
         return out
@@ -102,10 +112,15 @@ class Plan:
         """What a reader of the candidates must know: formats the checkpoint is not in."""
         own = {c["weights"] for c in self.candidates if "quantization" not in c["scenario"]}
         other = sorted({c["scenario"]["quantization"] for c in self.candidates if "quantization" in c["scenario"]} - own)
-        if not other:
-            return []
-        return [f"{', '.join(other)} weights: served from a checkpoint of {self.model_id} in that format, or quantized by "
-                "vLLM on load where it can (--quantization fp8); sized at the format's stored bits"]
+        out = [f"{', '.join(other)} weights: served from a checkpoint of {self.model_id} in that format, or quantized by "
+               "vLLM on load where it can (--quantization fp8); sized at the format's stored bits"] if other else []
+        lowered = sorted({c["scenario"]["gpu_memory_utilization"] for c in self.candidates
+                          if "gpu_memory_utilization" in c["scenario"]}, reverse=True)
+        if lowered:
+            out.append(f"--gpu-memory-utilization {', '.join(map(str, lowered))}: where vLLM's default "
+                       f"{self.requirements.utilizations[0]} leaves too little memory outside its budget for the CUDA "
+                       "context and graphs (it would run out while capturing graphs), a lower one that fits is shown")
+        return out
 
 
 # -- requirements from the command line ---------------------------------------------------------
@@ -131,8 +146,9 @@ def requirements(catalog, model: str, options: dict) -> Requirements:
         if kv != "auto":
             catalog.resolve("kv_cache_dtypes", kv)
     prices = dict(_price(catalog, p) for p in options.get("price") or ())
-    req = Requirements(model, lens, workload, limits, gpus, parallel, quants, kvs, prices)
-    if len(gpus) * len(quants) * len(kvs) * len(parallel) * len(lens) > MAX_CANDIDATES:
+    req = Requirements(model, lens, workload, limits, gpus, parallel, quants, kvs, prices,
+                       [float(u) for u in search["gpu_memory_utilizations"]])
+    if len(gpus) * len(quants) * len(kvs) * len(req.layouts) * len(lens) > MAX_CANDIDATES:
         raise ScenarioError(f"the plan has more than {MAX_CANDIDATES:,} candidates", None,
                             hint="restrict --gpus, --quantization, --kv-cache-dtype or --max-model-len")
     return req
@@ -273,18 +289,18 @@ def _first_model_error(fams: list):
 
 
 def _evaluate(graph, fams: list, req: Requirements, targets: list) -> dict:
-    """One vectorized evaluation: families on axis 0, (tp, pp) on axis 1, context lengths on axis 2."""
+    """One vectorized evaluation: families on axis 0, (tp, pp, utilization) on axis 1, context lengths on axis 2."""
     bindings = {}
     for name in fams[0].bindings:
         column = [f.bindings[name] for f in fams]
         same = all(isinstance(v, (int, float)) and v == column[0] for v in column)
         bindings[name] = column[0] if same else np.asarray(column, dtype=float)[:, None, None]
     axis = {key: _input_of(graph, path) for key, path in AXES.items()}
-    tp, pp = (np.asarray(v, dtype=float)[None, :, None] for v in zip(*req.parallel))
-    bindings[axis["tp"]], bindings[axis["pp"]] = tp, pp
+    for key, values in zip(("tp", "pp", "util"), zip(*req.layouts)):
+        bindings[axis[key]] = np.asarray(values, dtype=float)[None, :, None]
     bindings[axis["max_model_len"]] = np.asarray(req.max_model_len, dtype=float)[None, None, :]
     result = ev.evaluate(graph, bindings, targets, check_requires=False)
-    shape = (len(fams), len(req.parallel), len(req.max_model_len))
+    shape = (len(fams), len(req.layouts), len(req.max_model_len))
     rules, broken = ev.requirements_met(result)
     full = {n: np.broadcast_to(np.asarray(result[n], dtype=float), shape).reshape(-1) for n in RESULTS}
     return {"values": full, "rules": np.broadcast_to(rules, shape).reshape(-1), "broken": broken, "shape": shape,
@@ -313,12 +329,20 @@ def _feasible(grid: dict, fams: list, req: Requirements):
     usable = grid["rules"] & priced
     fits = usable & (v["fits"] >= 1)
     excess = _limit_excess(grid, req)
-    feasible = fits & (excess == 0)
+    feasible = _first_utilization(fits & (excess == 0), grid, req)
     closest = None
     if not feasible.any() and usable.any():
         pick = np.where(fits, excess, np.inf) if fits.any() else np.where(usable, v["memory_shortfall"], np.inf)
         closest = _candidate(grid, fams, req, int(np.argmin(pick)), False)
     return feasible, closest
+
+
+def _first_utilization(feasible: np.ndarray, grid: dict, req: Requirements) -> np.ndarray:
+    """Of the utilizations of one deployment, only the first that is feasible: a lower one is a fallback."""
+    f, _, n = grid["shape"]
+    by = feasible.reshape(f, len(req.parallel), len(req.utilizations), n)
+    earlier = np.cumsum(by, axis=2) - by > 0
+    return (by & ~earlier).reshape(-1)
 
 
 def _ranked(grid: dict, feasible: np.ndarray) -> np.ndarray:
@@ -340,10 +364,12 @@ def _pareto(grid: dict, order: np.ndarray) -> np.ndarray:
 
 def _candidate(grid: dict, fams: list, req: Requirements, i: int, pareto: bool) -> dict:
     f, t, l = np.unravel_index(i, grid["shape"])
-    fam, (tp, pp) = fams[f], req.parallel[t]
+    fam, (tp, pp, util) = fams[f], req.layouts[t]
     scenario = {"model": req.model, "gpu": fam.gpu, "tensor_parallel_size": tp, "pipeline_parallel_size": pp,
                 "quantization": fam.quantization, "kv_cache_dtype": fam.kv_cache_dtype,
                 "max_model_len": req.max_model_len[l], **req.workload}
+    if util != req.utilizations[0]:
+        scenario["gpu_memory_utilization"] = util
     if fam.quantization == fam.scenario.model.arch["quantization"]:
         del scenario["quantization"]     # the checkpoint's own: vLLM reads it from config.json
     if pp == 1:
@@ -383,8 +409,9 @@ def _refused_layouts(grid: dict, fams: list, req: Requirements) -> list:
     """A TP/PP layout every family refuses (a TP that does not divide the model's heads) is one entry."""
     rules = grid["rules"].reshape(grid["shape"])
     out = []
-    for t, (tp, pp) in enumerate(req.parallel):
-        if not rules[:, t, :].any():
+    for k, (tp, pp) in enumerate(req.parallel):
+        t = k * len(req.utilizations)     # a layout's rules do not depend on the utilization: its first one speaks
+        if not rules[:, t:t + len(req.utilizations), :].any():
             i = int(np.ravel_multi_index((0, t, 0), grid["shape"]))
             out.append({"family": f"TP={tp}, PP={pp} (every GPU)",
                         "reason": f"refused: {_broken_rule(grid, slice(i, i + 1), fams[0])}"})
@@ -413,9 +440,10 @@ def _reason(grid: dict, fam: Family, k: int, part: slice, req: Requirements) -> 
 
 def _where(grid: dict, req: Requirements, i: int) -> str:
     _, t, l = np.unravel_index(i, grid["shape"])
-    tp, pp = req.parallel[t]
+    tp, pp, util = req.layouts[t]
     n = grid["values"]["num_gpus"][i]
-    return f"{n:.0f} GPU{'' if n == 1 else 's'} (TP={tp}, PP={pp}) at max_model_len {req.max_model_len[l]:,}"
+    lowered = f", utilization {util}" if util != req.utilizations[0] else ""
+    return f"{n:.0f} GPU{'' if n == 1 else 's'} (TP={tp}, PP={pp}{lowered}) at max_model_len {req.max_model_len[l]:,}"
 
 
 def _missed(grid: dict, req: Requirements, i: int) -> str:
@@ -458,7 +486,9 @@ def no_feasible(p: Plan) -> NoFeasibleDeployment:
     if c:
         s, r = c["scenario"], c["results"]
         found = (f"closest: {r['num_gpus']['value']:.0f} x {s['gpu']} (TP={s['tensor_parallel_size']}, PP="
-                 f"{s.get('pipeline_parallel_size', 1)}), {c['weights']} weights, {c['kv_dtype']} KV cache, max_model_len "
+                 f"{s.get('pipeline_parallel_size', 1)}"
+                 + (f", utilization {s['gpu_memory_utilization']}" if "gpu_memory_utilization" in s else "")
+                 + f"), {c['weights']} weights, {c['kv_dtype']} KV cache, max_model_len "
                  f"{s['max_model_len']:,}: "
                  + (f"does not fit, short by {r['memory_shortfall']['value'] / units.GIB:.2f} GiB per GPU"
                     if r["fits"]["value"] < 1 else

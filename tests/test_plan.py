@@ -67,14 +67,40 @@ def test_pareto_front_is_what_no_candidate_beats(everything):
 
 
 def test_infeasible_families_say_why(everything):
+    from engine import plan, sizing
+
     reasons = {x["family"]: x["reason"] for x in everything.infeasible}
     assert reasons["TP=16, PP=1 (every GPU)"].startswith(
         "refused: --tensor-parallel-size 16 does not divide the 40 attention heads of Qwen/Qwen3-14B")
     assert reasons["l4"] == "no price: the test fixture gives it none"
-    slow = [r for f, r in reasons.items() if f.startswith("rtx-4090") and r.startswith("too slow: ")]
-    assert slow and all("limit < 25 ms" in r and "% over" in r for r in slow)
-    assert any(r.startswith("does not fit: short by ") for r in reasons.values())
-    assert not any(f.startswith(("h100-sxm", "l40s")) for f in reasons)   # both have feasible candidates
+    assert not any(f.startswith(("h100-sxm", "l40s", "rtx-4090")) for f in reasons)   # each has feasible candidates
+    g, c = sizing.load((), (PRICES,))
+    options = {"max_model_len": ("32768",), "concurrency": "16", "gpus": "rtx-4090"}
+    slow = plan.plan(g, c, plan.requirements(c, "Qwen/Qwen3-14B", {**options, "max_itl": "15 ms", "max_gpus": 2}))
+    assert slow.feasible == 0 and slow.infeasible
+    assert all(x["reason"].startswith("too slow: ") and "limit < 15 ms" in x["reason"] and "% over" in x["reason"]
+               for x in slow.infeasible if "bfloat16 KV" in x["family"] or "fp8 KV" in x["family"])
+    small = plan.plan(g, c, plan.requirements(c, "Qwen/Qwen3-14B", {**options, "max_itl": "25 ms", "max_gpus": 1}))
+    short = {x["family"]: x["reason"] for x in small.infeasible}
+    assert short["rtx-4090 none weights, bfloat16 KV cache"].startswith("does not fit: short by ")
+
+
+def test_a_lower_utilization_is_a_fallback_where_the_default_does_not_fit():
+    """2 x RTX 4090, TP=2: at vLLM's default 0.9 the CUDA context and graphs do not fit beside the budget; 0.85 does,
+    and is shown (and put in the command) only there - where 0.9 fits, no lower one is listed."""
+    from engine import plan, sizing
+
+    g, c = sizing.load((), (PRICES,))
+    options = {"max_model_len": ("32768",), "concurrency": "16", "max_itl": "25 ms", "gpus": "rtx-4090,h100-sxm",
+               "quantization": "fp8", "kv_cache_dtype": "fp8", "max_gpus": 2}
+    p = plan.plan(g, c, plan.requirements(c, "Qwen/Qwen3-14B", options), top=None)
+    rtx = [x for x in p.candidates if x["scenario"]["gpu"] == "rtx-4090" and x["scenario"]["tensor_parallel_size"] == 2]
+    assert [x["scenario"].get("gpu_memory_utilization") for x in rtx] == [0.85]
+    assert all("gpu_memory_utilization" not in x["scenario"] for x in p.candidates if x["scenario"]["gpu"] == "h100-sxm")
+    deployments = [(x["scenario"]["gpu"], x["scenario"]["tensor_parallel_size"], x["scenario"].get("pipeline_parallel_size", 1))
+                   for x in p.candidates]
+    assert len(deployments) == len(set(deployments))                   # one utilization per deployment
+    assert any("--gpu-memory-utilization 0.85" in n for n in p.notes())
 
 
 def test_too_slow_reports_the_best_candidate_of_the_family():
@@ -83,7 +109,7 @@ def test_too_slow_reports_the_best_candidate_of_the_family():
     from engine import plan, sizing
 
     g, c = sizing.load((), (PRICES,))
-    options = {"max_model_len": ("32768",), "concurrency": "16", "max_itl": "25 ms", "gpus": "rtx-4090",
+    options = {"max_model_len": ("32768",), "concurrency": "16", "max_itl": "15 ms", "gpus": "rtx-4090",
                "quantization": "fp8", "kv_cache_dtype": "fp8", "max_gpus": 2}
     p = plan.plan(g, c, plan.requirements(c, "Qwen/Qwen3-14B", options))
     quoted = float(p.infeasible[0]["reason"].split("ITL ")[1].split(" ms")[0])
@@ -153,7 +179,7 @@ def test_xlsx_golden(files, data_regression):
         charts = [{"type": type(ch).__name__, "series": [{"x": s.xVal.numRef.f, "y": s.yVal.numRef.f}
                                                          for s in ch.series]} for ch in ws._charts]
         dump[ws.title] = {"cells": cells, "charts": charts}
-    assert [s["y"] for s in dump["Plan"]["charts"][0]["series"]][1].startswith("'Plan'!$T$")
+    assert [s["y"] for s in dump["Plan"]["charts"][0]["series"]][1].startswith("'Plan'!$U$")
     data_regression.check(dump, basename="plan_xlsx")
 
 

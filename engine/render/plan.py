@@ -14,7 +14,7 @@ from ..units import GIB
 # column title, unit shown, how a candidate gives it (scenario key or result name), display scale
 COLUMNS = [
     ("GPU", "", "gpu", None), ("GPUs", "", "num_gpus", 1), ("TP", "", "tensor_parallel_size", None),
-    ("PP", "", "pipeline_parallel_size", None), ("weights", "", "weights", None),
+    ("PP", "", "pipeline_parallel_size", None), ("util", "", "gpu_memory_utilization", None), ("weights", "", "weights", None),
     ("KV cache", "", "kv_cache_dtype", None), ("context", "tokens", "max_model_len", None),
     ("cost", "USD/hour", "cost_per_hour", 1), ("cost", "USD/M output tokens", "cost_per_million_output_tokens", 1),
     ("TTFT", "ms", "ttft", 1e3), ("ITL", "ms", "inter_token_latency", 1e3), ("E2E", "s", "e2e_latency", 1),
@@ -40,6 +40,8 @@ def rows(p) -> list[list]:
                 row.append("yes" if c["pareto"] else "")
             elif key == "pipeline_parallel_size":
                 row.append(s.get(key, 1))
+            elif key == "gpu_memory_utilization":
+                row.append(s.get(key, p.requirements.utilizations[0]))
             elif scale is None:
                 row.append(s[key])
             else:
@@ -58,9 +60,9 @@ def terminal(p, command: str | None) -> str:
     from .terminal import table
 
     out = [headline(p), summary(p), ""]
-    shown = ["GPU", "GPUs", "TP", "PP", "weights", "KV cache", "context", "USD/hour", "USD/M output tokens", "TTFT",
-             "ITL", "throughput"]
-    head = ["#", "GPU", "GPUs", "TP", "PP", "weights", "KV cache", "context", "$/hour", "$/M tok", "TTFT ms",
+    shown = ["GPU", "GPUs", "TP", "PP", "util", "weights", "KV cache", "context", "USD/hour", "USD/M output tokens",
+             "TTFT", "ITL", "throughput"]
+    head = ["#", "GPU", "GPUs", "TP", "PP", "util", "weights", "KV cache", "context", "$/hour", "$/M tok", "TTFT ms",
             "ITL ms", "tok/s", "front"]
     body = []
     for row in rows(p):
@@ -96,7 +98,8 @@ def headline(p) -> str:
 def summary(p) -> str:
     req = p.requirements
     axes = " x ".join(_count(n, what) for n, what in (
-        (len(req.gpus), "GPU"), (len(req.parallel), "TP/PP layout"), (len(req.quantizations), "weight format"),
+        (len(req.gpus), "GPU"), (len(req.parallel), "TP/PP layout"), (len(req.utilizations), "memory utilization"),
+        (len(req.quantizations), "weight format"),
         (len(req.kv_cache_dtypes), "KV-cache dtype"), (len(req.max_model_len), "context length")))
     best = f", the {len(p.candidates)} cheapest below" if p.candidates else ""
     return f"{p.evaluated:,} candidates ({axes}) evaluated in one vectorized pass: {p.feasible:,} feasible{best}."

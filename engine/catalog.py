@@ -223,8 +223,8 @@ def _check_calibration(cal: dict, errors: ErrorList):
                 errors.add(CatalogError(f"{name} must be a valid number for {gid}, got {value!r}", where,
                                         expected=f"{r['min']} to {r['max']} ({r['doc']})",
                                         hint="add every field of the calibration (see the h100-sxm record)"))
-            elif not r["min"] <= value <= r["max"]:
-                errors.add(CatalogError(f"{name} must be between {r['min']} and {r['max']} for {gid}, got {value}",
+            elif not (low := (r.get("min_by_gpu") or {}).get(gid, r["min"])) <= value <= r["max"]:
+                errors.add(CatalogError(f"{name} must be between {low} and {r['max']} for {gid}, got {value}",
                                         where, expected=r["doc"], hint="fix the value or recalibrate: "
                                         "llm-sizer calibrate latency"))
         for name in rec:

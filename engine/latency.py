@@ -110,10 +110,8 @@ def fit(graph: FormulaGraph, catalog: Catalog, data: Rows, start: dict) -> dict:
     constants no row can move (all-reduce latency without TP > 1) keep their starting value."""
     from scipy.optimize import least_squares
 
-    ranges = catalog.calibration["ranges"]
     names = [k for k in FITTED if k != "allReduceLatency" or (data.tp > 1).any()]
-    lo = np.array([ranges[k]["min"] for k in names], dtype=float)
-    hi = np.array([ranges[k]["max"] for k in names], dtype=float)
+    lo, hi = bounds(catalog, set(data.gpu), names)
     x0 = np.clip([float(start[k]) for k in names], lo, hi)
 
     data = frozen(graph, data, [constant_inputs(graph)[k] for k in names])
@@ -128,6 +126,15 @@ def fit(graph: FormulaGraph, catalog: Catalog, data: Rows, start: dict) -> dict:
     # scale each constant by its range: they differ by six orders of magnitude
     out = least_squares(residuals, x0, bounds=(lo, hi), x_scale=hi - lo, diff_step=1e-3)
     return {**{k: float(start[k]) for k in FITTED}, **dict(zip(names, out.x.tolist()))}
+
+
+def bounds(catalog: Catalog, gpus, names) -> tuple[np.ndarray, np.ndarray]:
+    """Each constant's physical range (catalogs/hardware_calibration.yaml ranges) for rows of `gpus`: a range's
+    min_by_gpu floor replaces its min when every row is of that GPU."""
+    ranges, gpus = catalog.calibration["ranges"], set(gpus)
+    floor = lambda r: (r.get("min_by_gpu") or {}).get(next(iter(gpus)), r["min"]) if len(gpus) == 1 else r["min"]  # noqa: E731
+    return (np.array([floor(ranges[k]) for k in names], dtype=float),
+            np.array([ranges[k]["max"] for k in names], dtype=float))
 
 
 def frozen(graph: FormulaGraph, data: Rows, varying: list) -> Rows:

@@ -157,10 +157,11 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
     values["enable_chunked_prefill"] = int(bool(values["enable_chunked_prefill"]))
     values["enable_lora"] = int(bool(values.get("enable_lora")))
     values["unsloth"] = int(bool(values.get("unsloth")))
-    if gpu_id not in (catalog.calibration or {}).get("gpus", {}):
+    fitted = f"roofline_{gpu_id}_{framework_id}" in catalog.fits    # a fit needs no starting record (MI300X vLLM)
+    if not fitted and gpu_id not in (catalog.calibration or {}).get("gpus", {}):
         notes.append(f"latency uses the roofline calibration guide's default constants (seed 002): {gpu_id} has no calibration "
                      "(llm-sizer calibrate latency fits one from measured TTFT/ITL)")
-    elif f"roofline_{gpu_id}_{framework_id}" not in catalog.fits:
+    elif not fitted:
         notes.append(f"latency uses the starting constants of catalogs/hardware_calibration.yaml for {gpu_id}: no fit for "
                      f"{framework_id} on it (llm-sizer calibrate latency --gpu {gpu_id} --framework {framework_id})")
     return Scenario(values, model, gpu_id, gpu, framework_id, framework, dtype, kv_dtype, quant_id, quant,

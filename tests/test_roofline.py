@@ -163,6 +163,22 @@ def test_bad_calibration_value_is_a_located_error(tmp_path):
     assert "attentionBwFraction must be between 0.05 and 1.0 for h100-sxm, got 1.5" in result.output
 
 
+def test_a_gpu_floor_widens_only_its_own_range(catalog, tmp_path):
+    """ranges.gemmPeakFraction.min_by_gpu: MI300X (ROCm vLLM 0.6.1 ran its GEMMs at ~7 % of peak) may go below the
+    0.2 floor the other GPUs keep, in a fit and in a calibration record."""
+    assert lat.bounds(catalog, {"mi300x"}, ["gemmPeakFraction"])[0][0] == 0.05
+    assert lat.bounds(catalog, {"h100-sxm"}, ["gemmPeakFraction"])[0][0] == 0.2
+    assert lat.bounds(catalog, {"mi300x", "h100-sxm"}, ["gemmPeakFraction"])[0][0] == 0.2
+    fields = ("      BwEffConstant: 0.7\n      gemmPeakFraction: 0.1\n      gemmHalfSaturationTokens: 64\n"
+              "      attentionPeakFraction: 0.5\n      attentionBwFraction: 0.5\n      attentionKvRereadFraction: 0.5\n"
+              "      perSequenceMicros: 0\n      TOverheadMicros: 50\n      perLayerOverhead: 5\n"
+              "      prefillOverheadMicros: 100\n      allReduceLatency: 20\n")
+    (tmp_path / "cal.yaml").write_text(f"schema: 1\ncalibration:\n  gpus:\n    mi300x:\n{fields}    h100-sxm:\n{fields}")
+    result = CliRunner().invoke(main, ["check", "--catalogs", str(tmp_path)])
+    assert result.exit_code == 2 and "gemmPeakFraction must be between 0.2 and 1.0 for h100-sxm, got 0.1" in result.output
+    assert "for mi300x" not in result.output
+
+
 def test_accuracy_latency_reports_every_dataset_in_and_out_of_sample():
     import json
 

@@ -120,8 +120,24 @@ def load(dirs) -> Catalog:
             except EngineError as exc:
                 errors.add(exc)
     _read_architectures(cat, errors)
+    _check_calibrated_as(cat, errors)
     errors.raise_if_any()
     return cat
+
+
+def _check_calibrated_as(cat: Catalog, errors: ErrorList):
+    """`calibrated_as` names another GPU of the catalog, one that is not itself borrowing, with why."""
+    for gid, rec in cat.gpus.items():
+        other = rec.get("calibrated_as") if isinstance(rec, dict) else None
+        if other is None:
+            continue
+        where = rec.where("calibrated_as") if hasattr(rec, "where") else None
+        if other not in cat.gpus or other == gid or cat.gpus[other].get("calibrated_as"):
+            errors.add(CatalogError(f"gpus.{gid}.calibrated_as must name another GPU with a calibration of its own",
+                                    where, found=str(other), expected=", ".join(sorted(g for g in cat.gpus if g != gid))))
+        elif not rec.get("calibrated_as_why"):
+            errors.add(CatalogError(f"gpus.{gid}.calibrated_as needs calibrated_as_why", where,
+                                    hint="say why the two chips share their roofline constants"))
 
 
 def _read_architectures(cat: Catalog, errors: ErrorList):

@@ -157,13 +157,7 @@ def resolve(catalog: Catalog, given: dict) -> Scenario:
     values["enable_chunked_prefill"] = int(bool(values["enable_chunked_prefill"]))
     values["enable_lora"] = int(bool(values.get("enable_lora")))
     values["unsloth"] = int(bool(values.get("unsloth")))
-    fitted = f"roofline_{gpu_id}_{framework_id}" in catalog.fits    # a fit needs no starting record (MI300X vLLM)
-    if not fitted and gpu_id not in (catalog.calibration or {}).get("gpus", {}):
-        notes.append(f"latency uses the roofline calibration guide's default constants (seed 002): {gpu_id} has no calibration "
-                     "(llm-sizer calibrate latency fits one from measured TTFT/ITL)")
-    elif not fitted:
-        notes.append(f"latency uses the starting constants of catalogs/hardware_calibration.yaml for {gpu_id}: no fit for "
-                     f"{framework_id} on it (llm-sizer calibrate latency --gpu {gpu_id} --framework {framework_id})")
+    notes += _calibration_notes(catalog, gpu_id, gpu, framework_id)
     return Scenario(values, model, gpu_id, gpu, framework_id, framework, dtype, kv_dtype, quant_id, quant,
                     notes, origins, vllm, gpu_price(catalog, values, gpu_id))
 
@@ -355,12 +349,34 @@ def _hardware(catalog: Catalog, sc: Scenario) -> dict:
     return {"peak_flops": peak} if peak else {}
 
 
+def calibrated_gpu(catalog: Catalog, gpu_id: str, gpu: dict, framework_id: str) -> str:
+    """The GPU whose roofline constants this one uses: its own where it has a fit or a starting record, else the
+    one its catalog record is `calibrated_as` (the same chip, measured), else itself (and then the default)."""
+    own = f"roofline_{gpu_id}_{framework_id}" in catalog.fits or gpu_id in (catalog.calibration or {}).get("gpus", {})
+    return gpu_id if own else gpu.get("calibrated_as") or gpu_id
+
+
+def _calibration_notes(catalog: Catalog, gpu_id: str, gpu: dict, framework_id: str) -> list[str]:
+    cid = calibrated_gpu(catalog, gpu_id, gpu, framework_id)
+    fitted = f"roofline_{cid}_{framework_id}" in catalog.fits    # a fit needs no starting record (MI300X vLLM)
+    out = [f"latency uses {cid}'s roofline calibration: {gpu.get('calibrated_as_why', 'the same chip')}"] \
+        if cid != gpu_id else []
+    if not fitted and cid not in (catalog.calibration or {}).get("gpus", {}):
+        out.append(f"latency uses the roofline calibration guide's default constants (seed 002): {gpu_id} has no "
+                   "calibration (llm-sizer calibrate latency fits one from measured TTFT/ITL)")
+    elif not fitted:
+        out.append(f"latency uses the starting constants of catalogs/hardware_calibration.yaml for {cid}: no fit for "
+                   f"{framework_id} on it (llm-sizer calibrate latency --gpu {cid} --framework {framework_id})")
+    return out
+
+
 def calibration(catalog: Catalog, sc: Scenario):
-    """(id, record) of the GPU's roofline calibration, or the default one; a fit for this GPU and
-    framework (calibrate latency --write) overrides the starting values."""
+    """(id, record) of the GPU's roofline calibration, or the default one; a fit for this GPU (or the one it is
+    calibrated_as) and framework (calibrate latency --write) overrides the starting values."""
     gpus = (catalog.calibration or {}).get("gpus", {})
-    gid = sc.gpu_id if sc.gpu_id in gpus else "default"
-    fitted = catalog.fits.get(f"roofline_{sc.gpu_id}_{sc.framework_id}", {}).get("constants", {})
+    cid = calibrated_gpu(catalog, sc.gpu_id, sc.gpu, sc.framework_id)
+    gid = cid if cid in gpus else "default"
+    fitted = catalog.fits.get(f"roofline_{cid}_{sc.framework_id}", {}).get("constants", {})
     return gid, {**gpus.get(gid, {}), **fitted}
 
 

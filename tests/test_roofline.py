@@ -10,6 +10,8 @@ from engine import latency as lat
 from engine import scenario as scn
 from engine.cli import main
 
+from .conftest import ROOT
+
 GROUPS = [("h100-sxm", "vllm"), ("a100-40gb-sxm", "vllm"), ("h100-sxm", "tensorrt-llm"),
           ("a100-40gb-sxm", "tensorrt-llm"), ("mi300x", "vllm")]
 # Left-out E2E of the main sweep above the issue's 10 % goal, bounded at the figure reached (README "Latency"):
@@ -177,6 +179,28 @@ def test_a_gpu_floor_widens_only_its_own_range(catalog, tmp_path):
     result = CliRunner().invoke(main, ["check", "--catalogs", str(tmp_path)])
     assert result.exit_code == 2 and "gemmPeakFraction must be between 0.2 and 1.0 for h100-sxm, got 0.1" in result.output
     assert "for mi300x" not in result.output
+
+
+def test_a_gpu_without_measurements_borrows_the_fit_of_its_chip(catalog, size, tmp_path):
+    """H200 is an H100's die with more HBM: it is sized with the H100's fitted roofline constants (and says so), not
+    the guide's defaults; a GPU with a fit of its own keeps it. calibrated_as must name a GPU that has its own."""
+    from engine import scenario as scn
+
+    _, h200 = size(model="Qwen/Qwen3-8B", gpu="h200-sxm")
+    _, h100 = size(model="Qwen/Qwen3-8B", gpu="h100-sxm")
+    assert scn.calibration(catalog, h200) == scn.calibration(catalog, h100)
+    assert scn.calibration(catalog, h200)[1]["BwEffConstant"] == catalog.fits["roofline_h100-sxm_vllm"]["constants"]["BwEffConstant"]
+    assert any(n.startswith("latency uses h100-sxm's roofline calibration: same Hopper") for n in h200.notes)
+    assert not any("default constants" in n for n in h200.notes)
+    _, mi325x = size(model="Qwen/Qwen3-8B", gpu="mi325x")
+    assert scn.calibration(catalog, mi325x)[1]["gemmPeakFraction"] == catalog.fits["roofline_mi300x_vllm"]["constants"]["gemmPeakFraction"]
+    import yaml
+
+    record = {**yaml.safe_load((ROOT / "catalogs" / "gpus.yaml").read_text())["gpus"]["rtx-4090-d"],
+              "calibrated_as": "h200-sxm", "calibrated_as_why": "h200-sxm borrows too"}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump({"schema": 1, "gpus": {"rtx-4090-d": record}}))
+    bad = CliRunner().invoke(main, ["check", "--catalogs", str(tmp_path)])
+    assert bad.exit_code == 2 and "gpus.rtx-4090-d.calibrated_as must name another GPU with a calibration of its own" in bad.output
 
 
 def test_accuracy_latency_reports_every_dataset_in_and_out_of_sample():

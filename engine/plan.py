@@ -368,7 +368,7 @@ def _candidate(grid: dict, fams: list, req: Requirements, i: int, pareto: bool) 
     scenario = {"model": req.model, "gpu": fam.gpu, "tensor_parallel_size": tp, "pipeline_parallel_size": pp,
                 "quantization": fam.quantization, "kv_cache_dtype": fam.kv_cache_dtype,
                 "max_model_len": req.max_model_len[l], **req.workload}
-    if util != req.utilizations[0]:
+    if util != fam.scenario.values["gpu_memory_utilization"]:   # what `size` would take without it
         scenario["gpu_memory_utilization"] = util
     if fam.quantization == fam.scenario.model.arch["quantization"]:
         del scenario["quantization"]     # the checkpoint's own: vLLM reads it from config.json

@@ -48,16 +48,20 @@ class Rows:
 
 
 def groups(catalog: Catalog) -> list[tuple[str, str]]:
-    """(gpu, framework) pairs the data measure."""
-    return sorted({(str(r["gpu"]), str(r["framework"])) for r in catalog.latency_data.values()})
+    """(gpu, framework) pairs the data measure (in records a fit may use)."""
+    return sorted({(str(r["gpu"]), str(r["framework"])) for r in catalog.latency_data.values() if not r.get("held_out")})
 
 
-def rows(graph: FormulaGraph, catalog: Catalog, gpu: str | None = None, framework: str | None = None) -> Rows:
-    """The measured rows (of one GPU and framework, if given) with the roofline's inputs bound per row."""
+def rows(graph: FormulaGraph, catalog: Catalog, gpu: str | None = None, framework: str | None = None,
+         held_out: bool = False) -> Rows:
+    """The measured rows (of one GPU and framework, if given) with the roofline's inputs bound per row: those of
+    the records a fit uses, or with `held_out` those of the records marked `held_out:` (a reason), which no fit sees."""
     targets = list(MEASURED.values())
     parts = []
     for rid, rec in sorted(catalog.latency_data.items()):
         if (gpu and rec["gpu"] != gpu) or (framework and rec["framework"] != framework):
+            continue
+        if bool(rec.get("held_out")) != held_out:
             continue
         table = np.array([[np.nan if v is None else float(v) for v in row] for row in rec["rows"]])
         col = {c: table[:, i] for i, c in enumerate(rec["columns"])}
@@ -74,7 +78,8 @@ def rows(graph: FormulaGraph, catalog: Catalog, gpu: str | None = None, framewor
         b.update({k: np.broadcast_to(np.asarray(b[k], dtype=float), (n,)) for k in stand_ins})
         parts.append((rid, rec, n, {c: col.get(c, np.full(n, np.nan)) * MS for c in MEASURED}, b))
     if not parts:
-        raise ProfileError(f"no measured latencies for {gpu or 'any GPU'} / {framework or 'any framework'}", None,
+        raise ProfileError(f"no {'held-out ' if held_out else ''}measured latencies for {gpu or 'any GPU'} / "
+                           f"{framework or 'any framework'}", None,
                            hint="add a latency_data record under catalogs/latency/ (see argonne_llm_inference_bench.yaml)")
     rep = lambda f: np.concatenate([np.full(n, f(rid, rec), dtype=object) for rid, rec, n, _, _ in parts])  # noqa: E731
     cat = lambda i, k: np.concatenate([p[i][k] for p in parts])  # noqa: E731

@@ -19,6 +19,10 @@ GROUPS = [("h100-sxm", "vllm"), ("a100-40gb-sxm", "vllm"), ("h100-sxm", "tensorr
 # exceeds 512, where vLLM's paged attention switches to its V1 kernel (vllm/attention/ops/paged_attn.py), which
 # the roofline does not model: 13.43 %.
 MAIN_SWEEP_LEFT_OUT_E2E = {("mi300x", "vllm"): 13.5}
+# Held-out datasets (held_out: in the record, no fit uses them), scored by the recorded fit, bounded at the figure
+# measured (README "Latency"): fp8 weights on ROCm vLLM 0.6.1 ran 2.4-4.2x slower than the fp16 checkpoint at batch
+# 1-16, which constants fitted on fp16 do not predict (not tuned to it): E2E 55.80 % of 30 rows.
+HELD_OUT_E2E = {("mi300x", "vllm", "argonne_fp8_checkpoint"): 56.0}
 
 
 def _start(catalog, gpu):
@@ -212,10 +216,15 @@ def test_accuracy_latency_reports_every_dataset_in_and_out_of_sample():
     seen = {(d["gpu"], d["framework"], d["dataset"]) for d in report["datasets"]}
     assert ("h100-sxm", "vllm", "argonne_main_sweep") in seen and ("a100-40gb-sxm", "tensorrt-llm",
                                                                    "argonne_in_out_heatmap") in seen
+    held = {(d["gpu"], d["framework"], d["dataset"]): d for d in report["datasets"] if d["held_out"]}
+    assert set(held) == set(HELD_OUT_E2E)
+    for key, d in held.items():     # scored out of sample by the recorded fit only; never in-sample
+        assert d["fitted"] and not d["in_sample"] and d["left_out"]["e2e"]["n"] == d["rows"] == 30
+        assert d["left_out"]["e2e"]["pct"] <= HELD_OUT_E2E[key], key
     for d in report["datasets"]:
-        assert d["fitted"] and d["in_sample"]["e2e"]["n"] == d["left_out"]["e2e"]["n"] == d["rows"]
+        assert d["fitted"] and (d["held_out"] or d["in_sample"]["e2e"]["n"] == d["left_out"]["e2e"]["n"] == d["rows"])
     # out of sample, every GPU and framework, figures as reached (README "Latency"): a worse model fails here
-    left_out = {(d["gpu"], d["framework"], d["dataset"]): d["left_out"] for d in report["datasets"]}
+    left_out = {(d["gpu"], d["framework"], d["dataset"]): d["left_out"] for d in report["datasets"] if not d["held_out"]}
     assert left_out["h100-sxm", "vllm", "argonne_main_sweep"]["e2e"]["n"] == 300
     for (gpu, framework, dataset), figures in left_out.items():
         if dataset != "argonne_fig21_22":
@@ -224,6 +233,16 @@ def test_accuracy_latency_reports_every_dataset_in_and_out_of_sample():
         else:       # three rows, two models left out of each refit: H100 vLLM's decode step is at 11.2 %
             assert figures["ttft"]["pct"] <= 15.0 and max(figures["itl"]["pct"], figures["e2e"]["pct"]) <= 12.0, (
                 gpu, framework)
+
+
+def test_a_held_out_record_is_never_fitted(graph, catalog):
+    """A latency_data record with held_out: (a reason) stays out of the rows a fit uses and comes back only when asked
+    for; the recorded MI300X fit was made without the fp8 checkpoint's rows."""
+    fitted, held = lat.rows(graph, catalog, "mi300x", "vllm"), lat.rows(graph, catalog, "mi300x", "vllm", held_out=True)
+    assert set(held.dataset) == {"argonne_fp8_checkpoint"} and "argonne_fp8_checkpoint" not in set(fitted.dataset)
+    assert set(held.model) == {"neuralmagic/Meta-Llama-3-8B-Instruct-FP8"}
+    assert catalog.fits["roofline_mi300x_vllm"]["fitted_on"]["rows"] == len(fitted)
+    assert not set(held.record) & set(catalog.fits["roofline_mi300x_vllm"]["fitted_on"]["records"])
 
 
 def test_json_has_latency_names():

@@ -236,11 +236,14 @@ def _latency_accuracy(report: dict) -> str:
 
     pct = lambda d, k: f"{d[k]['pct']:.1f} ({d[k]['n']})" if k in d else "-"  # noqa: E731
     rows = [[d["dataset"], d["gpu"], d["framework"], str(d["models"]),
-             "in-sample" if d["fitted"] else "not fitted"] + [pct(d["in_sample"], k) for k in LATENCY]
+             "held out" if d.get("held_out") else "in-sample" if d["fitted"] else "not fitted"]
+            + [pct(d["in_sample"], k) for k in LATENCY]
             + [pct(d["left_out"], k) for k in LATENCY] for d in report["datasets"]]
     out = [table(rows, ["dataset", "GPU", "framework", "models", "recorded fit", "TTFT %", "step %", "E2E %",
                         "left-out TTFT %", "left-out step %", "left-out E2E %"]),
-           "Mean absolute % error (rows); left-out: each model scored by a fit made without its rows."]
+           "Mean absolute % error (rows); left-out: each model scored by a fit made without its rows"
+           + ("; held out: a dataset no fit uses (held_out in its record), scored by the recorded fit."
+              if any(d.get("held_out") for d in report["datasets"]) else ".")]
     if report["cases"]:
         def cell(r, k):
             pred, meas = r["values"][k]

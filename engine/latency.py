@@ -20,6 +20,7 @@ from .graph import FormulaGraph
 # measured column -> formula it checks (ms in the data, s in the formulas)
 MEASURED = {"e2e_ms": "batch_e2e_latency", "ttft_ms": "batch_ttft", "decode_step_ms": "batch_inter_token_latency"}
 PER_ROW = ("batch_size", "input_tokens", "output_tokens")   # scenario keys a row sets
+RECORD_OPTIONAL = ("kv_cache_dtype",)    # scenario keys a record may set; the framework's default where it does not
 MS = 1e-3
 # Calibration fields a fit determines; the others keep their starting values.
 FITTED = ["BwEffConstant", "gemmPeakFraction", "gemmHalfSaturationTokens", "attentionPeakFraction",
@@ -66,7 +67,8 @@ def rows(graph: FormulaGraph, catalog: Catalog, gpu: str | None = None, framewor
         table = np.array([[np.nan if v is None else float(v) for v in row] for row in rec["rows"]])
         col = {c: table[:, i] for i, c in enumerate(rec["columns"])}
         given = {k: scn.coerce(k, rec[k], rec.where(k)) for k in
-                 ("model", "gpu", "framework", "tensor_parallel_size", "max_model_len", "max_num_batched_tokens")}
+                 ("model", "gpu", "framework", "tensor_parallel_size", "max_model_len", "max_num_batched_tokens",
+                  *(k for k in RECORD_OPTIONAL if k in rec))}
         sc = scn.resolve(catalog, {**given, **{k: int(col[k][0]) for k in PER_ROW}})
         # a framework without vLLM's KV pool sizes it from free memory, as `size` does (its stand_ins)
         stand_ins = scn.stand_ins(sc)

@@ -51,6 +51,7 @@ class Catalog:
     latency_data: dict = field(default_factory=dict)    # catalogs/latency/: measured offline-batch latencies
     vllm_versions: dict = field(default_factory=dict)   # catalogs/vllm_versions.yaml: newest, releases
     config_keys: dict = field(default_factory=dict)     # catalogs/architectures.yaml: how config.json spells a field
+    config_key_kinds: tuple = ()                         # (numeric keys, list keys) of config_keys, derived once
     model_types: dict = field(default_factory=dict)     # catalogs/architectures.yaml: per-class defaults and facts
     quantization_config: dict = field(default_factory=dict)  # catalogs/quantization.yaml: how its keys are spelled
     prices: dict = field(default_factory=dict)          # catalogs/prices.yaml: on-demand USD per GPU-hour, by GPU id
@@ -142,6 +143,7 @@ def _check_calibrated_as(cat: Catalog, errors: ErrorList):
 
 def _read_architectures(cat: Catalog, errors: ErrorList):
     """Model records are read once every file is in: their meaning depends on catalogs/architectures.yaml."""
+    cat.config_key_kinds = _config_key_kinds(cat)
     for mid, m in list(cat.models.items()):
         try:
             m.arch = architecture(m.config, cat, m.location)
@@ -425,7 +427,7 @@ LAYER_KINDS = ("attention", "recurrent", "mlp", "moe")
 def _check_config_values(cfg: dict, catalog: Catalog, where: Location | None):
     """Refuse NaN and infinities where numbers are read, huge numbers anywhere, and non-numbers where arithmetic is
     done. (A key nobody reads may hold Infinity: NemotronH's time_step_limit is [0.0, Infinity].)"""
-    numbers, lists = _config_key_kinds(catalog)
+    numbers, lists = catalog.config_key_kinds or _config_key_kinds(catalog)
     stack = [("", cfg)]
     while stack:
         path, node = stack.pop()

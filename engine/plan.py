@@ -209,12 +209,20 @@ def _price(catalog, text: str) -> tuple[str, float]:
 
 def _search(catalog) -> dict:
     vllm = catalog.frameworks.get("vllm") or {}
-    search = vllm.get("plan_search")
-    missing = [k for k in SEARCH if not isinstance((search or {}).get(k), list) or not search[k]]
+    search = vllm.get("plan_search") or {}
+    where = vllm.where("plan_search") if hasattr(vllm, "where") and "plan_search" in vllm else None
+    missing = [k for k in SEARCH if not isinstance(search.get(k), list) or not search[k]]
     if missing:
-        where = vllm.where("plan_search") if hasattr(vllm, "where") else None
         raise CatalogError(f"frameworks.vllm.plan_search needs {', '.join(missing)}", where,
                            hint="lists of what `plan` tries: " + ", ".join(SEARCH))
+    sizes = search["tensor_parallel_sizes"] + search["pipeline_parallel_sizes"]
+    bad = [v for v in sizes if not isinstance(v, int) or isinstance(v, bool) or v < 1] + [
+        u for u in search["gpu_memory_utilizations"]
+        if not isinstance(u, (int, float)) or isinstance(u, bool) or not 0 < u <= 1]
+    if bad:
+        raise CatalogError(f"frameworks.vllm.plan_search holds {bad[0]!r}", where,
+                           expected="whole numbers of at least 1 for the parallel sizes, fractions in (0, 1] for the "
+                                    "utilizations")
     return search
 
 

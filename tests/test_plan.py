@@ -235,6 +235,11 @@ def test_search_space_is_catalog_data(tmp_path):
     cands = json.loads(out.output)["candidates"]
     assert cands and {c["scenario"]["tensor_parallel_size"] for c in cands} <= {1, 2}
     assert {c["scenario"]["kv_cache_dtype"] for c in cands} == {"fp8"}
+    for broken, words in ((1.5, "holds 1.5"), ("high", "holds 'high'")):
+        frameworks["frameworks"]["vllm"]["plan_search"]["gpu_memory_utilizations"] = [0.9, broken]
+        (mine / "frameworks.yaml").write_text(yaml.safe_dump(frameworks))
+        bad = CliRunner().invoke(main, [*BASE[:3], "--catalogs", str(mine), *BASE[3:]])
+        assert bad.exit_code == 2 and words in bad.output and "Traceback" not in bad.output
     del frameworks["frameworks"]["vllm"]["plan_search"]
     (mine / "frameworks.yaml").write_text(yaml.safe_dump(frameworks))
     bad = CliRunner().invoke(main, [*BASE[:3], "--catalogs", str(mine), *BASE[3:]])

@@ -52,7 +52,7 @@ def _option_args(options: dict) -> list[str]:
     return args
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=45)
 @given(st.dictionaries(st.sampled_from(sorted(KEYS)), VALUES, max_size=4))
 def test_scenario_options(options):
     _assert_answered(CliRunner().invoke(main, ["size", "--no-files", "--json", *_option_args(options)]))
@@ -65,7 +65,7 @@ SCENARIO_DOCS = st.one_of(
     st.lists(VALUES, max_size=3), NUMBERS, WORDS)
 
 
-@settings(FUZZ, max_examples=45)
+@settings(FUZZ, max_examples=35)
 @given(doc=SCENARIO_DOCS, raw=st.one_of(st.none(), st.text(max_size=200)))
 def test_scenario_files(tmp_path_factory, doc, raw):
     path = tmp_path_factory.mktemp("scenario") / "s.yaml"
@@ -107,7 +107,7 @@ def mutated_formula_files(draw):
     return text
 
 
-@settings(FUZZ, max_examples=35)
+@settings(FUZZ, max_examples=25)
 @given(text=mutated_formula_files())
 def test_formula_files(tmp_path_factory, text):
     folder = tmp_path_factory.mktemp("formulas")

@@ -175,7 +175,7 @@ def latency_accuracy(graph: FormulaGraph, catalog: Catalog) -> dict:
     datasets = []
     for gpu, framework in lat.groups(catalog):
         data = lat.rows(graph, catalog, gpu, framework)
-        fitted = f"roofline_{gpu}_{framework}" in catalog.fits
+        fitted = scn.roofline_fit(gpu, framework) in catalog.fits
         gpus = catalog.calibration["gpus"]
         start = {k: v for k, v in gpus.get(gpu, gpus["default"]).items() if k != "source"}
         in_sample = lat.relative_errors(graph, data)

@@ -488,12 +488,13 @@ def calibrate_memory(formula_dirs, catalog_dirs, version, write):
 def calibrate_latency(formula_dirs, catalog_dirs, gpu, framework, write):
     """Fit the step-time constants of one GPU and framework on measured offline-batch latencies (catalogs/latency/)."""
     from . import fitting
+    from .scenario import roofline_fit
 
     g, c = sizing.load(formula_dirs, catalog_dirs)
     gid, _ = c.gpu(gpu)
     fid, _ = c.resolve("frameworks", framework)
     fit = fitting.fit_latency(g, c, gid, fid)
-    _emit_fit(f"roofline_{gid}_{fid}", fit, f"llm-sizer calibrate latency --gpu {gid} --framework {fid} --write",
+    _emit_fit(roofline_fit(gid, fid), fit, f"llm-sizer calibrate latency --gpu {gid} --framework {fid} --write",
               write, catalog_dirs)
 
 

@@ -59,7 +59,7 @@ class Requirements:
     quantizations: list = field(default_factory=list)
     kv_cache_dtypes: list = field(default_factory=list)
     prices: dict = field(default_factory=dict)        # gpu id -> USD per GPU-hour given with --price
-    utilizations: list = field(default_factory=lambda: [0.9])   # the first is vLLM's default; lower ones are fallbacks
+    utilizations: list = field(default_factory=list)  # plan_search's: the first is vLLM's default, then fallbacks
 
     @property
     def layouts(self) -> list:

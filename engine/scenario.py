@@ -349,18 +349,22 @@ def _hardware(catalog: Catalog, sc: Scenario) -> dict:
     return {"peak_flops": peak} if peak else {}
 
 
+def roofline_fit(gpu_id: str, framework_id: str) -> str:
+    """The name of a GPU and framework's latency fit (catalogs/fits/, written by calibrate latency)."""
+    return f"roofline_{gpu_id}_{framework_id}"
+
+
 def calibrated_gpu(catalog: Catalog, gpu_id: str, gpu: dict, framework_id: str) -> str:
     """The GPU whose roofline constants this one uses: its own where it has a fit or a starting record, else the
     one its catalog record is `calibrated_as` (the same chip, measured), else itself (and then the default)."""
-    own = f"roofline_{gpu_id}_{framework_id}" in catalog.fits or gpu_id in (catalog.calibration or {}).get("gpus", {})
+    own = roofline_fit(gpu_id, framework_id) in catalog.fits or gpu_id in (catalog.calibration or {}).get("gpus", {})
     return gpu_id if own else gpu.get("calibrated_as") or gpu_id
 
 
 def _calibration_notes(catalog: Catalog, gpu_id: str, gpu: dict, framework_id: str) -> list[str]:
     cid = calibrated_gpu(catalog, gpu_id, gpu, framework_id)
-    fitted = f"roofline_{cid}_{framework_id}" in catalog.fits    # a fit needs no starting record (MI300X vLLM)
-    out = [f"latency uses {cid}'s roofline calibration: {gpu.get('calibrated_as_why', 'the same chip')}"] \
-        if cid != gpu_id else []
+    fitted = roofline_fit(cid, framework_id) in catalog.fits    # a fit needs no starting record (MI300X vLLM)
+    out = [f"latency uses {cid}'s roofline calibration: {gpu['calibrated_as_why']}"] if cid != gpu_id else []
     if not fitted and cid not in (catalog.calibration or {}).get("gpus", {}):
         out.append(f"latency uses the roofline calibration guide's default constants (seed 002): {gpu_id} has no "
                    "calibration (llm-sizer calibrate latency fits one from measured TTFT/ITL)")
@@ -376,7 +380,7 @@ def calibration(catalog: Catalog, sc: Scenario):
     gpus = (catalog.calibration or {}).get("gpus", {})
     cid = calibrated_gpu(catalog, sc.gpu_id, sc.gpu, sc.framework_id)
     gid = cid if cid in gpus else "default"
-    fitted = catalog.fits.get(f"roofline_{cid}_{sc.framework_id}", {}).get("constants", {})
+    fitted = catalog.fits.get(roofline_fit(cid, sc.framework_id), {}).get("constants", {})
     return gid, {**gpus.get(gid, {}), **fitted}
 
 
